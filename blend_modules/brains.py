@@ -1,0 +1,166 @@
+"""SpeechBrain ``Brain`` subclasses: one for hard frame targets, one that blends in a teacher.
+
+Both expect the hparams keys ``features`` (with ``compute_features``), ``modules`` (``model`` and
+``normalize``), ``lr_annealing``, ``train_logger`` and ``checkpointer``; batches carry ``sig``
+and ``frame_labels``. Best checkpoints are chosen on valid frame error.
+"""
+
+import torch
+import speechbrain as sb
+from speechbrain.utils.Accuracy import AccuracyStats
+
+from blend_modules.losses import BlendLoss, blend_loss, teacher_confidence, teacher_topk
+
+
+class FrameBrain(sb.Brain):
+    """Trains a per-frame classifier on hard frame labels (the teacher, or a CNN baseline)."""
+
+    def compute_features(self, batch, stage):
+        """Log mel filterbanks of the batch (before normalisation) and relative wav lengths."""
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        return self.hparams.features["compute_features"](wavs), wav_lens
+
+    def compute_forward(self, batch, stage):
+        """Per-frame logits ``[batch, frames, labels]``."""
+        features, wav_lens = self.compute_features(batch, stage)
+        epoch = self.hparams.epoch_counter.current
+        return self.modules.model(self.modules.normalize(features, wav_lens, epoch=epoch))
+
+    def frame_targets(self, batch):
+        """Hard labels ``[batch, frames]`` and the number of real frames per utterance."""
+        labels, label_lens = batch.frame_labels
+        return labels, torch.round(label_lens * labels.shape[1]).long()
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Frame cross-entropy to the hard labels; tracks frame accuracy outside training."""
+        labels, lengths = self.frame_targets(batch)
+        loss = blend_loss(predictions, labels, lengths)
+        self.track(predictions, batch, loss)
+        return loss.total
+
+    def track(self, logits, batch, loss: BlendLoss):
+        """Accumulate frame accuracy and the two loss terms for this stage's log."""
+        labels, label_lens = batch.frame_labels
+        self.accuracy.append(torch.log_softmax(logits.detach(), -1), labels, label_lens)
+        self.loss_terms["hard_loss"] += loss.hard.detach().item()
+        self.loss_terms["soft_loss"] += loss.soft.detach().item()
+        self.loss_terms["batches"] += 1
+
+    def on_stage_start(self, stage, epoch=None):
+        """Reset this stage's metrics."""
+        self.accuracy = AccuracyStats()
+        self.loss_terms = {"hard_loss": 0.0, "soft_loss": 0.0, "batches": 0}
+
+    def stage_stats(self, stage_loss) -> dict:
+        """Loss, its terms and frame accuracy of the stage that just ended."""
+        batches = max(self.loss_terms["batches"], 1)
+        stats = {"loss": stage_loss, "frame_acc": self.accuracy.summarize()}
+        if getattr(self.hparams, "hard_weight", 1.0) < 1.0:
+            stats["hard_loss"] = self.loss_terms["hard_loss"] / batches
+            stats["soft_loss"] = self.loss_terms["soft_loss"] / batches
+        return stats
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Log, anneal the learning rate on valid loss, keep the best checkpoint on valid."""
+        stats = self.stage_stats(stage_loss)
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        if stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing(stats["loss"])
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": old_lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.history.append({"epoch": epoch, "train": self.train_stats, "valid": stats})
+            self.checkpointer.save_and_keep_only(
+                meta={"frame_error": 1.0 - stats["frame_acc"], "epoch": epoch, **stats},
+                min_keys=["frame_error"],
+            )
+        else:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+            self.test_stats = stats
+
+    def on_fit_start(self):
+        """Start the per-epoch history kept for the run summary."""
+        super().on_fit_start()
+        self.history = []
+
+
+class BlendBrain(FrameBrain):
+    """Trains a student on ``λ · hard CE + (1-λ) · soft CE`` to the teacher's top-k labels.
+
+    The teacher's posteriors come either from ``teacher`` (online: run in eval mode under
+    ``no_grad`` on the same features), or from the batch's ``teacher_topk_ids`` and
+    ``teacher_topk_probs`` (offline store). With ``hard_weight: 1.0`` no teacher is needed and
+    this is a plain hard-label baseline. Validation and test always report hard-label CE.
+    """
+
+    def __init__(self, *args, teacher: torch.nn.Module = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.to(self.device).eval() if teacher is not None else None
+
+    def compute_forward(self, batch, stage):
+        """Student logits, plus the online teacher's logits on training batches."""
+        if self.teacher is None or stage != sb.Stage.TRAIN:
+            return super().compute_forward(batch, stage), None
+        features, wav_lens = self.compute_features(batch, stage)
+        with torch.no_grad():
+            teacher_logits = self.teacher(features, wav_lens)
+        epoch = self.hparams.epoch_counter.current
+        student_logits = self.modules.model(self.modules.normalize(features, wav_lens, epoch=epoch))
+        return student_logits, teacher_logits
+
+    def compute_objectives(self, predictions, batch, stage):
+        """The blend loss on training batches, hard-label CE otherwise."""
+        student_logits, teacher_logits = predictions
+        labels, lengths = self.frame_targets(batch)
+        teacher_topk_ids = teacher_topk_probs = None
+        if stage == sb.Stage.TRAIN and self.hparams.hard_weight < 1.0:
+            if teacher_logits is not None:
+                teacher_topk_ids, teacher_topk_probs = teacher_topk(
+                    teacher_logits, self.hparams.top_k, self.hparams.temperature
+                )
+                self.track_teacher(teacher_logits, lengths)
+            else:
+                teacher_topk_ids, teacher_topk_probs = (
+                    batch.teacher_topk_ids.data,
+                    batch.teacher_topk_probs.data,
+                )
+        loss = blend_loss(
+            student_logits,
+            labels,
+            lengths,
+            teacher_topk_ids,
+            teacher_topk_probs,
+            hard_weight=self.hparams.hard_weight if stage == sb.Stage.TRAIN else 1.0,
+            temperature=self.hparams.temperature,
+        )
+        self.track(student_logits, batch, loss)
+        return loss.total
+
+    def track_teacher(self, teacher_logits, lengths):
+        """Accumulate the online teacher's confidence on the frames it labels."""
+        top1, entropy, frames = teacher_confidence(teacher_logits, lengths)
+        self.teacher_stats["top1"] += top1.item()
+        self.teacher_stats["entropy"] += entropy.item()
+        self.teacher_stats["frames"] += frames.item()
+
+    def on_stage_start(self, stage, epoch=None):
+        """Also reset the online teacher's confidence statistics."""
+        super().on_stage_start(stage, epoch)
+        self.teacher_stats = {"top1": 0.0, "entropy": 0.0, "frames": 0}
+
+    def stage_stats(self, stage_loss) -> dict:
+        """Add the online teacher's mean top-1 probability and entropy to training stats."""
+        stats = super().stage_stats(stage_loss)
+        if self.teacher_stats["frames"]:
+            stats["teacher_top1"] = self.teacher_stats["top1"] / self.teacher_stats["frames"]
+            stats["teacher_entropy"] = self.teacher_stats["entropy"] / self.teacher_stats["frames"]
+        return stats

@@ -1,0 +1,97 @@
+"""What every entry script does around its Brain: set up the experiment, fit, test, summarise."""
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+
+
+def setup_experiment(argv: List[str]) -> Tuple[Dict, Dict]:
+    """Parse ``hparams.yaml --key=value ...``, create the output folder, run data preparation.
+
+    The corpus preparation is the YAML's ``prepare`` (a ``!name:`` callable with its arguments),
+    run once on the main process, so the scripts do not depend on the corpus.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    run_on_main(hparams["prepare"])
+    return hparams, run_opts
+
+
+def count_parameters(module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None) -> Dict:
+    """Train with validation, test the best checkpoint (lowest valid frame error), and write
+    ``summary.json`` in the output folder: metrics, parameter count, training time, history."""
+    train_loader_kwargs = dict(hparams["train_dataloader_opts"])
+    if hparams["sorting"] != "random":
+        train_loader_kwargs["shuffle"] = False  # keep the sorted order
+    start = time.time()
+    brain.fit(
+        brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=train_loader_kwargs,
+        valid_loader_kwargs=hparams["eval_dataloader_opts"],
+    )
+    train_time = time.time() - start
+    brain.evaluate(
+        datasets["test"], min_key="frame_error", test_loader_kwargs=hparams["eval_dataloader_opts"]
+    )
+    best = brain.checkpointer.find_checkpoint(min_key="frame_error")
+    summary = {
+        "model": hparams["model_name"],
+        "seed": hparams["seed"],
+        "parameters": count_parameters(brain.modules.model),
+        "train_time_s": round(train_time, 1),
+        "epochs_run_now": len(brain.history),
+        "best_epoch": best.meta.get("epoch") if best else None,
+        "valid_frame_acc": best.meta["frame_acc"] if best else None,
+        "test_frame_acc": brain.test_stats["frame_acc"],
+        "test_loss": brain.test_stats["loss"],
+        "history": brain.history,
+        **(extra_summary or {}),
+    }
+    if sb.utils.distributed.if_main_process():
+        path = Path(hparams["output_folder"]) / SUMMARY_FILE
+        path.write_text(json.dumps(summary, indent=2))
+        logger.info("Wrote %s", path)
+    return summary
+
+
+def results_table(summary_files: List[str]) -> str:
+    """A Markdown table of runs from their ``summary.json`` files."""
+    lines = [
+        "| model | seed | params | valid frame acc | test frame acc | train time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path in summary_files:
+        s = json.loads(Path(path).read_text())
+        lines.append(
+            f"| {s['model']} | {s['seed']} | {s['parameters']:,} | {100 * s['valid_frame_acc']:.2f}% "
+            f"| {100 * s['test_frame_acc']:.2f}% | {s['train_time_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(results_table(sys.argv[1:]))
