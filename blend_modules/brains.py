@@ -56,7 +56,7 @@ class FrameBrain(sb.Brain):
         """Loss, its terms and frame accuracy of the stage that just ended."""
         batches = max(self.loss_terms["batches"], 1)
         stats = {"loss": stage_loss, "frame_acc": self.accuracy.summarize()}
-        if getattr(self.hparams, "hard_weight", 1.0) < 1.0:
+        if self.loss_terms["soft_loss"] > 0:  # a teacher took part
             stats["hard_loss"] = self.loss_terms["hard_loss"] / batches
             stats["soft_loss"] = self.loss_terms["soft_loss"] / batches
         return stats
@@ -121,27 +121,26 @@ class BlendBrain(FrameBrain):
         """The blend loss on training batches, hard-label CE otherwise."""
         student_logits, teacher_logits = predictions
         labels, lengths = self.frame_targets(batch)
-        teacher_topk_ids = teacher_topk_probs = None
-        if stage == sb.Stage.TRAIN and self.hparams.hard_weight < 1.0:
+        if stage != sb.Stage.TRAIN or self.hparams.hard_weight == 1.0:
+            loss = blend_loss(student_logits, labels, lengths)
+        else:
             if teacher_logits is not None:
                 teacher_topk_ids, teacher_topk_probs = teacher_topk(
                     teacher_logits, self.hparams.top_k, self.hparams.temperature
                 )
                 self.track_teacher(teacher_logits, lengths)
             else:
-                teacher_topk_ids, teacher_topk_probs = (
-                    batch.teacher_topk_ids.data,
-                    batch.teacher_topk_probs.data,
-                )
-        loss = blend_loss(
-            student_logits,
-            labels,
-            lengths,
-            teacher_topk_ids,
-            teacher_topk_probs,
-            hard_weight=self.hparams.hard_weight if stage == sb.Stage.TRAIN else 1.0,
-            temperature=self.hparams.temperature,
-        )
+                teacher_topk_ids = batch.teacher_topk_ids.data
+                teacher_topk_probs = batch.teacher_topk_probs.data
+            loss = blend_loss(
+                student_logits,
+                labels,
+                lengths,
+                teacher_topk_ids,
+                teacher_topk_probs,
+                hard_weight=self.hparams.hard_weight,
+                temperature=self.hparams.temperature,
+            )
         self.track(student_logits, batch, loss)
         return loss.total
 

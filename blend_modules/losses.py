@@ -18,14 +18,22 @@ class BlendLoss(NamedTuple):
     soft: torch.Tensor
 
 
-def check_blend_options(hard_weight: float, top_k: int, num_labels: int, temperature: float):
-    """Raise ``ValueError`` naming the YAML key for λ outside [0, 1], k outside [1, labels], T <= 0."""
+TEACHER_MODES = ("online", "offline")
+
+
+def check_blend_options(
+    hard_weight: float, top_k: int, num_labels: int, temperature: float, teacher_mode: str
+):
+    """Raise ``ValueError`` naming the YAML key for λ outside [0, 1], k outside [1, labels],
+    T <= 0 or an unknown teacher mode."""
     if not 0.0 <= hard_weight <= 1.0:
         raise ValueError(f"hard_weight (λ) must be in [0, 1], got {hard_weight}.")
     if not 1 <= top_k <= num_labels:
         raise ValueError(f"top_k must be in [1, num_labels={num_labels}], got {top_k}.")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}.")
+    if teacher_mode not in TEACHER_MODES:
+        raise ValueError(f"teacher_mode must be one of {TEACHER_MODES}, got {teacher_mode!r}.")
 
 
 def frame_mask(lengths: torch.Tensor, max_frames: int) -> torch.Tensor:

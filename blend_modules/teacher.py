@@ -21,7 +21,10 @@ import numpy as np
 import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.checkpoints import Checkpointer
+from speechbrain.utils.data_pipeline import provides, takes
+from speechbrain.utils.distributed import run_on_main
 
 from blend_modules.alignments import frame_counts
 from blend_modules.losses import teacher_confidence, teacher_topk
@@ -230,3 +233,39 @@ class TeacherStore:
             torch.from_numpy(probs[start : start + length].astype(np.float32)),
         )
 
+
+
+def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str = "cpu") -> Dict:
+    """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_probs`` from the store
+    in ``hparams['teacher_store']``, dumping it first (on the main process) if it is absent.
+
+    An existing store written with other settings is refused, never overwritten.
+    Returns the store's metadata summary (bytes per frame, teacher confidence).
+    """
+    folder = Path(hparams["teacher_store"])
+    expected = store_metadata(teacher, hparams["top_k"], hparams["temperature"], hparams["num_labels"])
+    if not (folder / METADATA_FILE).is_file():
+        loader = make_dataloader(dataset, **hparams["eval_dataloader_opts"])
+        run_on_main(
+            dump_teacher_store,
+            args=[teacher, hparams["features"]["compute_features"], loader, folder, expected],
+            kwargs={"device": device},
+        )
+    store = TeacherStore(folder, expected)
+    store.check_covers(dataset.data_ids)
+    summary = {key: store.metadata[key] for key in ("bytes_per_frame", "frames", "teacher_top1", "teacher_entropy")}
+    logger.info(
+        "Teacher store %s: %d frames, %d bytes per frame; teacher mean top-1 %.3f, entropy %.3f nats.",
+        folder, summary["frames"], summary["bytes_per_frame"], summary["teacher_top1"], summary["teacher_entropy"],
+    )
+
+    @takes("id")
+    @provides("teacher_topk_ids", "teacher_topk_probs")
+    def store_pipeline(utt_id):
+        teacher_topk_ids, teacher_topk_probs = store[utt_id]
+        yield teacher_topk_ids
+        yield teacher_topk_probs
+
+    dataset.add_dynamic_item(store_pipeline)
+    dataset.set_output_keys(["id", "sig", "frame_labels", "teacher_topk_ids", "teacher_topk_probs"])
+    return summary
