@@ -14,6 +14,7 @@ from typing import Dict, Mapping
 import soundfile as sf
 import speechbrain as sb
 import torch
+from speechbrain.dataio.sampler import DynamicBatchSampler
 
 from blend_modules.alignments import hop_samples, num_frames, read_alignments
 
@@ -82,12 +83,24 @@ def check_manifest(
             )
 
 
+def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
+    """Training dataloader options: with ``dynamic_batching``, a ``DynamicBatchSampler`` that
+    groups utterances of similar duration (``dynamic_batch_sampler`` options, lengths in
+    seconds), so batches stay shuffled but carry little padding; else ``train_dataloader_opts``."""
+    if not hparams["dynamic_batching"]:
+        return hparams["train_dataloader_opts"]
+    sampler = DynamicBatchSampler(
+        dataset, length_func=lambda item: item["duration"], **hparams["dynamic_batch_sampler"]
+    )
+    return {"batch_sampler": sampler}
+
+
 def dataio_prepare(hparams: Dict) -> Dict[str, sb.dataio.dataset.DynamicItemDataset]:
     """Check each split's manifest and alignments, then build its dataset.
 
     Uses the hparams keys ``{split}_csv`` and ``{split}_alignments`` for each split, plus
-    ``num_labels``, ``sorting`` and the feature settings in ``features``. Every dataset
-    provides ``id``, ``sig`` (waveform) and ``frame_labels``.
+    ``num_labels`` and the feature settings in ``features``. Every dataset provides ``id``,
+    ``sig`` (waveform) and ``frame_labels``; valid and test are sorted by duration.
     """
     features = hparams["features"]
     datasets = {}
@@ -112,9 +125,7 @@ def dataio_prepare(hparams: Dict) -> Dict[str, sb.dataio.dataset.DynamicItemData
         sb.dataio.dataset.add_dynamic_item([dataset], audio_pipeline)
         sb.dataio.dataset.add_dynamic_item([dataset], label_pipeline)
         sb.dataio.dataset.set_output_keys([dataset], ["id", "sig", "frame_labels"])
-        if split == "train" and hparams["sorting"] in ("ascending", "descending"):
-            dataset = dataset.filtered_sorted(
-                sort_key="duration", reverse=hparams["sorting"] == "descending"
-            )
+        if split != "train":  # order is free when evaluating: sort to pad little
+            dataset = dataset.filtered_sorted(sort_key="duration")
         datasets[split] = dataset
     return datasets

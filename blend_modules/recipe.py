@@ -11,6 +11,8 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
+from blend_modules.data import train_loader_kwargs
+
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
@@ -42,15 +44,12 @@ def count_parameters(module) -> int:
 def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None) -> Dict:
     """Train with validation, test the best checkpoint (lowest valid frame error), and write
     ``summary.json`` in the output folder: metrics, parameter count, training time, history."""
-    train_loader_kwargs = dict(hparams["train_dataloader_opts"])
-    if hparams["sorting"] != "random":
-        train_loader_kwargs["shuffle"] = False  # keep the sorted order
     start = time.time()
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],
         datasets["valid"],
-        train_loader_kwargs=train_loader_kwargs,
+        train_loader_kwargs=train_loader_kwargs(datasets["train"], hparams),
         valid_loader_kwargs=hparams["eval_dataloader_opts"],
     )
     train_time = time.time() - start

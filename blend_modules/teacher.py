@@ -245,7 +245,8 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
     folder = Path(hparams["teacher_store"])
     expected = store_metadata(teacher, hparams["top_k"], hparams["temperature"], hparams["num_labels"])
     if not (folder / METADATA_FILE).is_file():
-        loader = make_dataloader(dataset, **hparams["eval_dataloader_opts"])
+        by_duration = dataset.filtered_sorted(sort_key="duration")  # little padding
+        loader = make_dataloader(by_duration, **hparams["eval_dataloader_opts"])
         run_on_main(
             dump_teacher_store,
             args=[teacher, hparams["features"]["compute_features"], loader, folder, expected],

@@ -1,0 +1,34 @@
+"""Shared fixtures: a tiny prepared FSDD corpus and the recipe's hparams loaded around it."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from hyperpyyaml import load_hyperpyyaml
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "FSDD" / "Blend"
+sys.path.insert(0, str(RECIPE))  # fsdd_prepare lives beside the recipe's scripts
+
+TINY_SPLITS = {"train": 12, "valid": 4, "test": 4}
+
+
+def tiny_overrides(prepared_folder, output_folder) -> dict:
+    """Overrides that shrink a recipe YAML to the tiny corpus."""
+    return {
+        "data_folder": str(RECIPE / "fsdd"),
+        "prepared_folder": str(prepared_folder),
+        "output_folder": str(output_folder),
+        "utterances_per_split": TINY_SPLITS,
+        "batch_size": 4,
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_hparams(tmp_path_factory):
+    """The CNN recipe's hparams on a prepared tiny corpus (prepared once per session)."""
+    root = tmp_path_factory.mktemp("tiny")
+    with open(RECIPE / "hparams" / "cnn.yaml") as fin:
+        hparams = load_hyperpyyaml(fin, tiny_overrides(root / "prepared", root / "out"))
+    hparams["prepare"]()
+    return hparams

@@ -1,0 +1,146 @@
+"""Bad corpora are refused before training, with the file, line or utterance named."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from blend_modules.alignments import read_alignments, write_alignments
+from blend_modules.data import check_manifest
+
+HOP = 80  # 10 ms at 8 kHz
+
+
+@pytest.fixture
+def corpus(tiny_hparams, tmp_path):
+    """A writable copy of the tiny valid split: (manifest, rows, alignments)."""
+    source = Path(tiny_hparams["valid_csv"])
+    rows = list(csv.DictReader(open(source)))
+    (tmp_path / "wav").mkdir()
+    for row in rows:
+        name = Path(row["wav"]).name
+        shutil.copy(source.parent / "wav" / name, tmp_path / "wav" / name)
+    alignments = read_alignments(tiny_hparams["valid_alignments"], 31)
+    return tmp_path / "valid.csv", rows, alignments
+
+
+def write_manifest(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["ID", "duration", "wav", "spk_id", "words"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def wav_of(manifest, row):
+    return Path(row["wav"].replace("$data_root", str(manifest.parent)))
+
+
+def test_good_corpus_passes(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows)
+    check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_missing_audio(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows)
+    wav_of(manifest, rows[1]).unlink()
+    with pytest.raises(ValueError, match=rf"valid.csv:3 \(utterance '{rows[1]['ID']}'\).*cannot read"):
+        check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_unreadable_audio(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows)
+    wav_of(manifest, rows[0]).write_bytes(b"not a wav file at all")
+    with pytest.raises(ValueError, match=rf"'{rows[0]['ID']}'.*cannot read audio"):
+        check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_wrong_sample_rate(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows)
+    path = wav_of(manifest, rows[2])
+    audio, _ = sf.read(path)
+    sf.write(path, audio, 16000)
+    with pytest.raises(ValueError, match=rf"'{rows[2]['ID']}'.*16000 Hz, expected 8000"):
+        check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_stereo_audio(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows)
+    path = wav_of(manifest, rows[0])
+    audio, _ = sf.read(path)
+    sf.write(path, np.stack([audio, audio], axis=1), 8000)
+    with pytest.raises(ValueError, match="2 channels, expected mono"):
+        check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_utterance_without_alignment(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows)
+    del alignments[rows[3]["ID"]]
+    with pytest.raises(ValueError, match=rf"'{rows[3]['ID']}'.*no alignment"):
+        check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_alignment_for_unknown_utterance(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows[:-1])
+    with pytest.raises(ValueError, match=rf"not in .*valid.csv, e.g. '{rows[-1]['ID']}'"):
+        check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_alignment_with_wrong_frame_count(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows)
+    alignments[rows[1]["ID"]] = alignments[rows[1]["ID"]][:-1]
+    with pytest.raises(ValueError, match=rf"'{rows[1]['ID']}'.*alignment has \d+ frames"):
+        check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_duplicate_utterance_id(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows + rows[:1])
+    with pytest.raises(ValueError, match=rf"valid.csv:{len(rows) + 2}.*duplicate utterance ID"):
+        check_manifest(manifest, 8000, HOP, alignments)
+
+
+def test_empty_and_missing_manifest(tmp_path):
+    write_manifest(tmp_path / "empty.csv", [])
+    with pytest.raises(ValueError, match="empty.csv: the manifest has no utterances"):
+        check_manifest(tmp_path / "empty.csv", 8000, HOP)
+    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+        check_manifest(tmp_path / "nowhere.csv", 8000, HOP)
+
+
+def test_manifest_without_wav_column(tmp_path):
+    (tmp_path / "m.csv").write_text("ID,duration\nu1,1.0\n")
+    with pytest.raises(ValueError, match=r"m.csv: missing column\(s\) \['wav'\]"):
+        check_manifest(tmp_path / "m.csv", 8000, HOP)
+
+
+def test_label_out_of_range(tmp_path):
+    write_alignments(tmp_path / "a.ali", {"u1": np.array([0, 3, 3]), "u2": np.array([0, 31, 0])})
+    with pytest.raises(ValueError, match=r"a.ali: utterance 'u2' frame 1 has label 31, outside \[0, 31\)"):
+        read_alignments(tmp_path / "a.ali", 31)
+
+
+def test_alignment_not_integers(tmp_path):
+    (tmp_path / "a.ali").write_text("u1 0 1.5 2\n")
+    with pytest.raises(ValueError, match="'u1' is not a non-empty vector of integer labels"):
+        read_alignments(tmp_path / "a.ali", 31)
+
+
+def test_alignment_binary_ark_round_trip(tmp_path):
+    import kaldiio
+
+    labels = {"u1": np.array([0, 4, 4, 0], dtype=np.int32), "u2": np.array([7], dtype=np.int32)}
+    kaldiio.save_ark(str(tmp_path / "a.ark"), labels, scp=str(tmp_path / "a.scp"))
+    for name in ("a.ark", "a.scp"):
+        read = read_alignments(tmp_path / name, 31)
+        assert {k: v.tolist() for k, v in read.items()} == {k: v.tolist() for k, v in labels.items()}

@@ -1,0 +1,110 @@
+"""Loss maths of the blend: limits, top-k renormalisation, masking, temperature, gradients."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from blend_modules.losses import blend_loss, check_blend_options, teacher_topk
+
+torch.manual_seed(0)
+BATCH, FRAMES, LABELS = 3, 7, 11
+
+
+@pytest.fixture
+def batch():
+    student = torch.randn(BATCH, FRAMES, LABELS, requires_grad=True)
+    teacher = 3 * torch.randn(BATCH, FRAMES, LABELS)
+    labels = torch.randint(0, LABELS, (BATCH, FRAMES))
+    lengths = torch.tensor([7, 4, 2])
+    return student, teacher, labels, lengths
+
+
+def masked_mean(values, lengths):
+    mask = torch.arange(values.shape[1])[None] < lengths[:, None]
+    return values[mask].mean()
+
+
+def test_hard_weight_one_is_frame_cross_entropy(batch):
+    student, teacher, labels, lengths = batch
+    ids, probs = teacher_topk(teacher, 3)
+    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=1.0)
+    ce = F.cross_entropy(student.transpose(1, 2), labels, reduction="none")
+    assert torch.allclose(loss.total, masked_mean(ce, lengths))
+    assert torch.allclose(loss.total, loss.hard)
+
+
+def test_hard_weight_zero_full_k_is_soft_cross_entropy(batch):
+    student, teacher, labels, lengths = batch
+    ids, probs = teacher_topk(teacher, LABELS)
+    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=0.0)
+    soft_ce = -(teacher.softmax(-1) * student.log_softmax(-1)).sum(-1)
+    assert torch.allclose(loss.total, masked_mean(soft_ce, lengths), atol=1e-6)
+
+
+def test_blend_is_weighted_sum_of_terms(batch):
+    student, teacher, labels, lengths = batch
+    ids, probs = teacher_topk(teacher, 4)
+    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=0.3)
+    assert torch.allclose(loss.total, 0.3 * loss.hard + 0.7 * loss.soft)
+
+
+def test_topk_keeps_largest_and_renormalises(batch):
+    teacher = batch[1]
+    ids, probs = teacher_topk(teacher, 3)
+    full = teacher.softmax(-1)
+    assert torch.equal(ids, full.topk(3, -1).indices)
+    assert torch.allclose(probs.sum(-1), torch.ones(BATCH, FRAMES))
+    kept = full.gather(-1, ids)
+    assert torch.allclose(probs, kept / kept.sum(-1, keepdim=True))
+
+
+def test_temperature_softens_teacher_and_scales_soft_term(batch):
+    student, teacher, labels, lengths = batch
+    ids, probs = teacher_topk(teacher, LABELS, temperature=2.0)
+    assert torch.allclose(probs.gather(-1, ids.argsort(-1)), (teacher / 2).softmax(-1), atol=1e-6)
+    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=0.0, temperature=2.0)
+    soft_ce = -((teacher / 2).softmax(-1) * (student / 2).log_softmax(-1)).sum(-1)
+    assert torch.allclose(loss.soft, 4 * masked_mean(soft_ce, lengths), atol=1e-5)
+
+
+def test_padding_is_ignored(batch):
+    student, teacher, labels, lengths = batch
+    ids, probs = teacher_topk(teacher, 5)
+    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=0.5)
+    changed_student, changed_labels = student.detach().clone(), labels.clone()
+    changed_student[1, 4:] = 100.0
+    changed_labels[2, 2:] = -1  # padding values may be anything, even invalid ids
+    changed = blend_loss(changed_student, changed_labels, lengths, ids, probs, hard_weight=0.5)
+    assert torch.allclose(loss.total, changed.total)
+
+
+def test_gradients_flow_to_real_frames_only(batch):
+    student, teacher, labels, lengths = batch
+    ids, probs = teacher_topk(teacher, 5)
+    blend_loss(student, labels, lengths, ids, probs, hard_weight=0.5).total.backward()
+    assert student.grad[0].abs().sum() > 0
+    assert student.grad[1, :4].abs().sum() > 0
+    assert student.grad[1, 4:].abs().sum() == 0
+    assert student.grad[2, 2:].abs().sum() == 0
+
+
+def test_soft_term_needs_teacher(batch):
+    student, _, labels, lengths = batch
+    with pytest.raises(ValueError, match="teacher"):
+        blend_loss(student, labels, lengths, hard_weight=0.5)
+
+
+@pytest.mark.parametrize(
+    "options, key",
+    [
+        ((1.5, 5, 31, 1.0, "offline"), "hard_weight"),
+        ((-0.1, 5, 31, 1.0, "offline"), "hard_weight"),
+        ((0.5, 0, 31, 1.0, "offline"), "top_k"),
+        ((0.5, 32, 31, 1.0, "offline"), "top_k"),
+        ((0.5, 5, 31, 0.0, "offline"), "temperature"),
+        ((0.5, 5, 31, 1.0, "sometimes"), "teacher_mode"),
+    ],
+)
+def test_bad_blend_options_are_refused(options, key):
+    with pytest.raises(ValueError, match=key):
+        check_blend_options(*options)
