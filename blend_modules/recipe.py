@@ -2,7 +2,6 @@
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -76,21 +75,3 @@ def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: 
         logger.info("Wrote %s", path)
     return summary
 
-
-def results_table(summary_files: List[str]) -> str:
-    """A Markdown table of runs from their ``summary.json`` files."""
-    lines = [
-        "| model | seed | params | valid frame acc | test frame acc | train time (s) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for path in summary_files:
-        s = json.loads(Path(path).read_text())
-        lines.append(
-            f"| {s['model']} | {s['seed']} | {s['parameters']:,} | {100 * s['valid_frame_acc']:.2f}% "
-            f"| {100 * s['test_frame_acc']:.2f}% | {s['train_time_s']:.0f} |"
-        )
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(results_table(sys.argv[1:]))

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny prepared FSDD corpus and the recipe's hparams loaded around it."""
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def tiny_overrides(prepared_folder, output_folder) -> dict:
         "output_folder": str(output_folder),
         "utterances_per_split": TINY_SPLITS,
         "batch_size": 4,
+        "dynamic_batching": False,
     }
 
 
@@ -32,3 +34,21 @@ def tiny_hparams(tmp_path_factory):
         hparams = load_hyperpyyaml(fin, tiny_overrides(root / "prepared", root / "out"))
     hparams["prepare"]()
     return hparams
+
+
+def run_recipe(script: str, hparams_file: str, overrides: dict) -> subprocess.CompletedProcess:
+    """Run an entry script of the FSDD recipe as a user would, with ``--key=value`` overrides."""
+    args = [sys.executable, script, f"hparams/{hparams_file}"]
+    args += [f"--{key}={value}" for key, value in overrides.items()]
+    return subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(tiny_hparams):
+    """A BLSTM teacher trained for two epochs on the tiny corpus by train_teacher.py."""
+    root = Path(tiny_hparams["prepared_folder"]).parent
+    overrides = tiny_overrides(root / "prepared", root / "teacher")
+    overrides["number_of_epochs"] = 2
+    result = run_recipe("train_teacher.py", "blstm.yaml", overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root / "teacher"

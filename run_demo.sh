@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# From a clean clone: install, then on the embedded FSDD connected-digits corpus
+# prepare -> BLSTM teacher -> CNN baseline -> blended CNN, and print the results table.
+# Reruns skip what is done (prepared data, finished checkpoints). Extra arguments are passed
+# to every training script as --key=value overrides.
+set -euo pipefail
+cd "$(dirname "$0")"
+start=$(date +%s)
+bash install.sh
+echo "Installed in $(( $(date +%s) - start )) s."
+cd recipes/FSDD/Blend
+python=../../../.venv/bin/python
+$python train_teacher.py hparams/blstm.yaml "$@"
+$python train_blend.py hparams/cnn.yaml "$@"
+$python train_blend.py hparams/cnn_blend.yaml "$@"
+$python -m blend_modules.report results/*/*/summary.json
+echo "Total (install + prepare + 3 trainings): $(( $(date +%s) - start )) s."

@@ -1,0 +1,61 @@
+"""Teacher -> store -> blended CNN, and the CNN baseline, through the real entry scripts."""
+
+import json
+from pathlib import Path
+
+from conftest import run_recipe, tiny_overrides
+
+
+def check_run(output_folder: Path) -> dict:
+    summary = json.loads((output_folder / "summary.json").read_text())
+    assert list((output_folder / "save").glob("CKPT+*/model.ckpt"))
+    assert (output_folder / "train_log.txt").read_text().count("epoch:") == 2
+    first, last = summary["history"][0]["train"]["loss"], summary["history"][-1]["train"]["loss"]
+    assert last < first, summary["history"]
+    assert 0 < summary["test_frame_acc"] <= 1 and 0 < summary["valid_frame_acc"] <= 1
+    assert summary["parameters"] > 0 and summary["train_time_s"] > 0
+    return summary
+
+
+def test_teacher_run(trained_teacher):
+    summary = check_run(trained_teacher)
+    assert summary["model"] == "blstm"
+
+
+def test_blend_offline_then_cnn_baseline(trained_teacher, tiny_hparams):
+    root = trained_teacher.parent
+    overrides = tiny_overrides(root / "prepared", root / "blend")
+    overrides.update(
+        number_of_epochs=2,
+        teacher_folder=trained_teacher,
+        teacher_mode="offline",
+        dynamic_batching=True,
+        dynamic_batch_sampler="{max_batch_length: 10, num_buckets: 3, shuffle: True, batch_ordering: random}",
+    )
+    result = run_recipe("train_blend.py", "cnn_blend.yaml", overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = check_run(root / "blend")
+    assert summary["model"] == "cnn_blend" and summary["teacher_mode"] == "offline"
+    assert summary["bytes_per_frame"] == 5 * 4 and 0 < summary["teacher_top1"] <= 1
+    store = trained_teacher / "store_top5_T1.0"
+    assert json.loads((store / "metadata.json").read_text())["top_k"] == 5
+    assert "soft_loss" in summary["history"][0]["train"]
+    assert "teacher mean top-1" in result.stderr
+
+    overrides = tiny_overrides(root / "prepared", root / "cnn")
+    overrides["number_of_epochs"] = 2
+    result = run_recipe("train_blend.py", "cnn.yaml", overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = check_run(root / "cnn")
+    assert "soft_loss" not in summary["history"][0]["train"] and "teacher_mode" not in summary
+
+
+def test_bad_blend_options_fail_before_training(trained_teacher, tmp_path):
+    root = trained_teacher.parent
+    for key, value in [("hard_weight", 1.5), ("top_k", 0), ("top_k", 32)]:
+        overrides = tiny_overrides(root / "prepared", tmp_path / key)
+        overrides.update({key: value, "teacher_folder": trained_teacher})
+        result = run_recipe("train_blend.py", "cnn_blend.yaml", overrides)
+        assert result.returncode != 0
+        assert f"{key}" in result.stderr.splitlines()[-1]
+        assert not (tmp_path / key / "save").exists() or not list((tmp_path / key / "save").iterdir())

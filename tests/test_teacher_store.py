@@ -1,0 +1,116 @@
+"""The teacher loader, the offline top-k store, and online = offline blending."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from speechbrain.dataio.batch import PaddedBatch
+
+from blend_modules.data import dataio_prepare
+from blend_modules.losses import blend_loss, teacher_topk
+from blend_modules.teacher import (
+    TeacherStore,
+    attach_teacher_store,
+    dump_teacher_store,
+    load_teacher,
+    store_metadata,
+)
+
+TOP_K, TEMPERATURE = 4, 2.0
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_hparams, trained_teacher, tmp_path_factory):
+    hparams = dict(tiny_hparams)
+    hparams.update(top_k=TOP_K, temperature=TEMPERATURE, teacher_store=tmp_path_factory.mktemp("store"))
+    teacher = load_teacher(trained_teacher, hparams["features"], hparams["num_labels"])
+    datasets = dataio_prepare(hparams)
+    return hparams, teacher, datasets
+
+
+def first_batch(dataset, n=4):
+    return PaddedBatch([dataset[i] for i in range(n)])
+
+
+def online_topk(hparams, teacher, batch):
+    wavs, wav_lens = batch.sig
+    with torch.no_grad():
+        logits = teacher(hparams["features"]["compute_features"](wavs), wav_lens)
+    return teacher_topk(logits, TOP_K, TEMPERATURE)
+
+
+def test_store_round_trip_and_online_equals_offline(setup):
+    hparams, teacher, datasets = setup
+    summary = attach_teacher_store(datasets["train"], teacher, hparams)
+    assert summary["bytes_per_frame"] == TOP_K * (2 + 2)  # int16 ids + float16 probs
+    assert 0 < summary["teacher_top1"] <= 1 and summary["teacher_entropy"] >= 0
+
+    batch = first_batch(datasets["train"])
+    online_ids, online_probs = online_topk(hparams, teacher, batch)
+    labels, label_lens = batch.frame_labels
+    lengths = torch.round(label_lens * labels.shape[1]).long()
+    stored_ids, stored_probs = batch.teacher_topk_ids.data, batch.teacher_topk_probs.data
+    for i, length in enumerate(lengths.tolist()):
+        assert stored_ids.shape[1] == online_ids.shape[1]
+        assert torch.equal(stored_ids[i, :length], online_ids[i, :length])
+        assert torch.allclose(stored_probs[i, :length], online_probs[i, :length], atol=1e-3)
+
+    student_logits = torch.randn(*labels.shape, hparams["num_labels"])
+    online = blend_loss(student_logits, labels, lengths, online_ids, online_probs, 0.3, TEMPERATURE)
+    offline = blend_loss(student_logits, labels, lengths, stored_ids, stored_probs, 0.3, TEMPERATURE)
+    assert torch.allclose(online.total, offline.total, rtol=1e-3)
+    assert online.soft > 0
+
+
+def test_store_is_keyed_by_utterance_not_batch(setup):
+    hparams, teacher, datasets = setup
+    attach_teacher_store(datasets["train"], teacher, hparams)
+    store = TeacherStore(hparams["teacher_store"], store_metadata(teacher, TOP_K, TEMPERATURE, 31))
+    last = datasets["train"][len(datasets["train"]) - 1]
+    ids, probs = store[last["id"]]
+    assert ids.shape == (len(last["frame_labels"]), TOP_K)
+    online_ids, _ = online_topk(hparams, teacher, PaddedBatch([last]))
+    assert torch.equal(ids, online_ids[0])
+
+
+def test_store_with_other_settings_is_refused(setup, tmp_path):
+    hparams, teacher, datasets = setup
+    attach_teacher_store(datasets["train"], teacher, hparams)
+    with pytest.raises(ValueError, match=r"other settings.*'top_k': \(4, 8\)"):
+        TeacherStore(hparams["teacher_store"], store_metadata(teacher, 8, TEMPERATURE, 31))
+    other = dict(hparams, top_k=8)
+    with pytest.raises(ValueError, match="top_k"):
+        attach_teacher_store(datasets["train"], teacher, other)  # refuses, never overwrites
+    assert json.loads((hparams["teacher_store"] / "metadata.json").read_text())["top_k"] == TOP_K
+
+
+def test_incomplete_store_and_missing_utterances(setup, tmp_path):
+    hparams, teacher, datasets = setup
+    with pytest.raises(ValueError, match="not a complete teacher store"):
+        TeacherStore(tmp_path, {})
+    metadata = store_metadata(teacher, TOP_K, TEMPERATURE, 31)
+    valid_batches = [first_batch(datasets["valid"], 2)]
+    dump_teacher_store(teacher, hparams["features"]["compute_features"], valid_batches, tmp_path, metadata)
+    store = TeacherStore(tmp_path, metadata)
+    with pytest.raises(ValueError, match=rf"lacks \d+ training utterance\(s\), e.g. '{datasets['train'][0]['id']}'"):
+        store.check_covers([datasets["train"][0]["id"]])
+
+
+def test_teacher_loader_refusals(setup, trained_teacher, tmp_path):
+    hparams, _, _ = setup
+    with pytest.raises(ValueError, match="has no hyperparams.yaml: train the teacher first"):
+        load_teacher(tmp_path, hparams["features"], 31)
+    other_features = dict(hparams["features"], n_mels=80)
+    with pytest.raises(ValueError, match=r"other features.*'n_mels': \(40, 80\)"):
+        load_teacher(trained_teacher, other_features, 31)
+    with pytest.raises(ValueError, match="num_labels=31, the student 40"):
+        load_teacher(trained_teacher, hparams["features"], 40)
+
+    other_arch = tmp_path / "other"
+    shutil.copytree(trained_teacher, other_arch)
+    yaml_text = (other_arch / "hyperparams.yaml").read_text()
+    assert "hidden_size: 128" in yaml_text
+    (other_arch / "hyperparams.yaml").write_text(yaml_text.replace("hidden_size: 128", "hidden_size: 64"))
+    with pytest.raises(ValueError, match="does not fit the model in"):
+        load_teacher(other_arch, hparams["features"], 31)
