@@ -9,23 +9,30 @@ import torch
 import speechbrain as sb
 from speechbrain.utils.Accuracy import AccuracyStats
 
+from blend_modules.frames import frame_counts, zero_padding
 from blend_modules.losses import BlendLoss, blend_loss, teacher_confidence, teacher_topk
 
 
 class FrameBrain(sb.Brain):
     """Trains a per-frame classifier on hard frame labels (the teacher, or a CNN baseline)."""
 
-    def compute_features(self, batch, stage):
-        """Log mel filterbanks of the batch (before normalisation) and relative wav lengths."""
+    def compute_features(self, batch):
+        """Log mel filterbanks of the batch (before normalisation), relative wav lengths and
+        the number of real frames of each utterance."""
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
-        return self.hparams.features["compute_features"](wavs), wav_lens
+        features = self.hparams.features["compute_features"](wavs)
+        return features, wav_lens, frame_counts(wav_lens, wavs.shape[1], self.hparams.features)
+
+    def model_logits(self, features, wav_lens, lengths):
+        """Normalise (updating global statistics while training), zero the padding, run the model."""
+        epoch = self.hparams.epoch_counter.current
+        normalized = self.modules.normalize(features, wav_lens, epoch=epoch)
+        return self.modules.model(zero_padding(normalized, lengths))
 
     def compute_forward(self, batch, stage):
         """Per-frame logits ``[batch, frames, labels]``."""
-        features, wav_lens = self.compute_features(batch, stage)
-        epoch = self.hparams.epoch_counter.current
-        return self.modules.model(self.modules.normalize(features, wav_lens, epoch=epoch))
+        return self.model_logits(*self.compute_features(batch))
 
     def frame_targets(self, batch):
         """Hard labels ``[batch, frames]`` and the number of real frames per utterance."""
@@ -110,12 +117,10 @@ class BlendBrain(FrameBrain):
         """Student logits, plus the online teacher's logits on training batches."""
         if self.teacher is None or stage != sb.Stage.TRAIN:
             return super().compute_forward(batch, stage), None
-        features, wav_lens = self.compute_features(batch, stage)
+        features, wav_lens, lengths = self.compute_features(batch)
         with torch.no_grad():
-            teacher_logits = self.teacher(features, wav_lens)
-        epoch = self.hparams.epoch_counter.current
-        student_logits = self.modules.model(self.modules.normalize(features, wav_lens, epoch=epoch))
-        return student_logits, teacher_logits
+            teacher_logits = self.teacher(features, lengths)
+        return self.model_logits(features, wav_lens, lengths), teacher_logits
 
     def compute_objectives(self, predictions, batch, stage):
         """The blend loss on training batches, hard-label CE otherwise."""

@@ -16,7 +16,8 @@ import speechbrain as sb
 import torch
 from speechbrain.dataio.sampler import DynamicBatchSampler
 
-from blend_modules.alignments import hop_samples, num_frames, read_alignments
+from blend_modules.alignments import read_alignments
+from blend_modules.frames import hop_samples, num_frames
 
 SPLITS = ("train", "valid", "test")
 REQUIRED_COLUMNS = ("ID", "duration", "wav")

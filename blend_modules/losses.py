@@ -9,6 +9,8 @@ from typing import NamedTuple, Tuple
 import torch
 import torch.nn.functional as F
 
+from blend_modules.frames import frame_mask
+
 
 class BlendLoss(NamedTuple):
     """The blended loss and its two terms, each a masked mean over real (non-padding) frames."""
@@ -34,11 +36,6 @@ def check_blend_options(
         raise ValueError(f"temperature must be > 0, got {temperature}.")
     if teacher_mode not in TEACHER_MODES:
         raise ValueError(f"teacher_mode must be one of {TEACHER_MODES}, got {teacher_mode!r}.")
-
-
-def frame_mask(lengths: torch.Tensor, max_frames: int) -> torch.Tensor:
-    """Boolean ``[batch, max_frames]`` mask of real frames from absolute frame counts."""
-    return torch.arange(max_frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def teacher_topk(

@@ -131,8 +131,8 @@ def test_label_out_of_range(tmp_path):
 
 
 def test_alignment_not_integers(tmp_path):
-    (tmp_path / "a.ali").write_text("u1 0 1.5 2\n")
-    with pytest.raises(ValueError, match="'u1' is not a non-empty vector of integer labels"):
+    (tmp_path / "a.ali").write_text("u0 0 1 2\nu1 0 1.5 2\n")
+    with pytest.raises(ValueError, match=r"a.ali: not a readable Kaldi alignment file after utterance 'u0'.*1.5"):
         read_alignments(tmp_path / "a.ali", 31)
 
 

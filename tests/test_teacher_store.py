@@ -8,6 +8,7 @@ import torch
 from speechbrain.dataio.batch import PaddedBatch
 
 from blend_modules.data import dataio_prepare
+from blend_modules.frames import frame_counts
 from blend_modules.losses import blend_loss, teacher_topk
 from blend_modules.teacher import (
     TeacherStore,
@@ -35,8 +36,9 @@ def first_batch(dataset, n=4):
 
 def online_topk(hparams, teacher, batch):
     wavs, wav_lens = batch.sig
+    lengths = frame_counts(wav_lens, wavs.shape[1], hparams["features"])
     with torch.no_grad():
-        logits = teacher(hparams["features"]["compute_features"](wavs), wav_lens)
+        logits = teacher(hparams["features"]["compute_features"](wavs), lengths)
     return teacher_topk(logits, TOP_K, TEMPERATURE)
 
 

@@ -28,7 +28,8 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 
-from blend_modules.alignments import num_frames, write_alignments
+from blend_modules.alignments import write_alignments
+from blend_modules.frames import num_frames
 
 logger = logging.getLogger(__name__)
 
