@@ -8,10 +8,5 @@ cd "$(dirname "$0")"
 start=$(date +%s)
 bash install.sh
 echo "Installed in $(( $(date +%s) - start )) s."
-cd recipes/FSDD/Blend
-python=../../../.venv/bin/python
-$python train_teacher.py hparams/blstm.yaml "$@"
-$python train_blend.py hparams/cnn.yaml "$@"
-$python train_blend.py hparams/cnn_blend.yaml "$@"
-$python -m blend_modules.report results/*/*/summary.json
+bash recipes/FSDD/Blend/run_seeds.sh 1986 results "$@"
 echo "Total (install + prepare + 3 trainings): $(( $(date +%s) - start )) s."

@@ -5,12 +5,39 @@ Both expect the hparams keys ``features`` (with ``compute_features``), ``modules
 and ``frame_labels``. Best checkpoints are chosen on valid frame error.
 """
 
-import torch
+import json
+import time
+from pathlib import Path
+
 import speechbrain as sb
+import torch
 from speechbrain.utils.Accuracy import AccuracyStats
+from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
 from blend_modules.frames import frame_counts, zero_padding
 from blend_modules.losses import BlendLoss, blend_loss, teacher_confidence, teacher_topk
+
+
+@register_checkpoint_hooks
+class EpochHistory:
+    """Per-epoch stats and wall times, checkpointed so that a resumed run's summary still
+    covers every epoch."""
+
+    def __init__(self):
+        self.epochs = []
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time of all epochs (training and validation)."""
+        return sum(epoch["time_s"] for epoch in self.epochs)
+
+    @mark_as_saver
+    def _save(self, path):
+        Path(path).write_text(json.dumps(self.epochs))
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch):
+        self.epochs = json.loads(Path(path).read_text())
 
 
 class FrameBrain(sb.Brain):
@@ -55,7 +82,9 @@ class FrameBrain(sb.Brain):
         self.loss_terms["batches"] += 1
 
     def on_stage_start(self, stage, epoch=None):
-        """Reset this stage's metrics."""
+        """Reset this stage's metrics (and start the epoch's clock)."""
+        if stage == sb.Stage.TRAIN:
+            self.epoch_start = time.time()
         self.accuracy = AccuracyStats()
         self.loss_terms = {"hard_loss": 0.0, "soft_loss": 0.0, "batches": 0}
 
@@ -82,7 +111,14 @@ class FrameBrain(sb.Brain):
                 train_stats=self.train_stats,
                 valid_stats=stats,
             )
-            self.history.append({"epoch": epoch, "train": self.train_stats, "valid": stats})
+            self.history.epochs.append(
+                {
+                    "epoch": epoch,
+                    "time_s": round(time.time() - self.epoch_start, 1),
+                    "train": self.train_stats,
+                    "valid": stats,
+                }
+            )
             self.checkpointer.save_and_keep_only(
                 meta={"frame_error": 1.0 - stats["frame_acc"], "epoch": epoch, **stats},
                 min_keys=["frame_error"],
@@ -95,9 +131,11 @@ class FrameBrain(sb.Brain):
             self.test_stats = stats
 
     def on_fit_start(self):
-        """Start the per-epoch history kept for the run summary."""
+        """Checkpoint the per-epoch history with the model (before resuming from a checkpoint)."""
+        self.history = EpochHistory()
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("history", self.history)
         super().on_fit_start()
-        self.history = []
 
 
 class BlendBrain(FrameBrain):

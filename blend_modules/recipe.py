@@ -2,7 +2,6 @@
 
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -42,8 +41,8 @@ def count_parameters(module) -> int:
 
 def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None) -> Dict:
     """Train with validation, test the best checkpoint (lowest valid frame error), and write
-    ``summary.json`` in the output folder: metrics, parameter count, training time, history."""
-    start = time.time()
+    ``summary.json`` in the output folder: metrics, parameter count, training time (all epochs,
+    also those of an interrupted earlier run), per-epoch history."""
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],
@@ -51,7 +50,8 @@ def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: 
         train_loader_kwargs=train_loader_kwargs(datasets["train"], hparams),
         valid_loader_kwargs=hparams["eval_dataloader_opts"],
     )
-    train_time = time.time() - start
+    history = list(brain.history.epochs)  # evaluate() reloads the best epoch's checkpoint
+    train_seconds = brain.history.train_seconds
     brain.evaluate(
         datasets["test"], min_key="frame_error", test_loader_kwargs=hparams["eval_dataloader_opts"]
     )
@@ -60,13 +60,12 @@ def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: 
         "model": hparams["model_name"],
         "seed": hparams["seed"],
         "parameters": count_parameters(brain.modules.model),
-        "train_time_s": round(train_time, 1),
-        "epochs_run_now": len(brain.history),
+        "train_time_s": round(train_seconds, 1),
         "best_epoch": best.meta.get("epoch") if best else None,
         "valid_frame_acc": best.meta["frame_acc"] if best else None,
         "test_frame_acc": brain.test_stats["frame_acc"],
         "test_loss": brain.test_stats["loss"],
-        "history": brain.history,
+        "history": history,
         **(extra_summary or {}),
     }
     if sb.utils.distributed.if_main_process():

@@ -1,4 +1,5 @@
-"""Results tables from run summaries: ``python -m blend_modules.report results/*/*/summary.json``.
+"""Results tables from run summaries: ``python -m blend_modules.report RESULTS_FOLDER``
+(every ``<model>/<seed>/summary.json`` below it).
 
 Prints one row per run, then, where a model has several seeds, its mean and standard deviation
 and the blended-minus-hard difference of test frame accuracy.
@@ -12,9 +13,12 @@ from pathlib import Path
 from typing import List
 
 
-def results_table(summary_files: List[str]) -> str:
-    """Markdown tables of the runs whose ``summary.json`` files are given."""
-    summaries = [json.loads(Path(path).read_text()) for path in summary_files]
+def results_table(results_folder: str) -> str:
+    """Markdown tables of the runs whose ``summary.json`` files lie in ``results_folder``."""
+    summary_files = sorted(Path(results_folder).glob("*/*/summary.json"))
+    if not summary_files:
+        raise FileNotFoundError(f"No */*/summary.json under {results_folder}.")
+    summaries = [json.loads(path.read_text()) for path in summary_files]
     lines = [
         "| model | seed | params | valid frame acc | test frame acc | train time (s) |",
         "|---|---|---|---|---|---|",
@@ -56,4 +60,4 @@ def mean_sd(values: List[float]) -> str:
 
 
 if __name__ == "__main__":
-    print(results_table(sys.argv[1:]))
+    print(results_table(sys.argv[1]))

@@ -47,8 +47,11 @@ def run_recipe(script: str, hparams_file: str, overrides: dict) -> subprocess.Co
 def trained_teacher(tiny_hparams):
     """A BLSTM teacher trained for two epochs on the tiny corpus by train_teacher.py."""
     root = Path(tiny_hparams["prepared_folder"]).parent
-    overrides = tiny_overrides(root / "prepared", root / "teacher")
-    overrides["number_of_epochs"] = 2
-    result = run_recipe("train_teacher.py", "blstm.yaml", overrides)
+    result = run_recipe("train_teacher.py", "blstm.yaml", teacher_overrides(root))
     assert result.returncode == 0, result.stderr[-3000:]
     return root / "teacher"
+
+
+def teacher_overrides(root: Path) -> dict:
+    """The tiny two-epoch teacher run's overrides."""
+    return {**tiny_overrides(root / "prepared", root / "teacher"), "number_of_epochs": 2}

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from conftest import run_recipe, tiny_overrides
+from conftest import run_recipe, teacher_overrides, tiny_overrides
 
 
 def check_run(output_folder: Path) -> dict:
@@ -20,6 +20,16 @@ def check_run(output_folder: Path) -> dict:
 def test_teacher_run(trained_teacher):
     summary = check_run(trained_teacher)
     assert summary["model"] == "blstm"
+
+
+def test_rerun_of_finished_run_keeps_its_summary(trained_teacher):
+    before = json.loads((trained_teacher / "summary.json").read_text())
+    result = run_recipe("train_teacher.py", "blstm.yaml", teacher_overrides(trained_teacher.parent))
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = json.loads((trained_teacher / "summary.json").read_text())
+    assert after["history"] == before["history"] and len(after["history"]) == 2
+    assert after["train_time_s"] == before["train_time_s"]
+    assert after["test_frame_acc"] == before["test_frame_acc"]
 
 
 def test_blend_offline_then_cnn_baseline(trained_teacher, tiny_hparams):
