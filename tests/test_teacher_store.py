@@ -30,8 +30,8 @@ def setup(tiny_hparams, trained_teacher, tmp_path_factory):
     return hparams, teacher, datasets
 
 
-def first_batch(dataset, n=4):
-    return PaddedBatch([dataset[i] for i in range(n)])
+def make_batch(dataset, indices):
+    return PaddedBatch([dataset[i] for i in indices])
 
 
 def online_topk(hparams, teacher, batch):
@@ -48,7 +48,7 @@ def test_store_round_trip_and_online_equals_offline(setup):
     assert summary["bytes_per_frame"] == TOP_K * (2 + 2)  # int16 ids + float16 probs
     assert 0 < summary["teacher_top1"] <= 1 and summary["teacher_entropy"] >= 0
 
-    batch = first_batch(datasets["train"])
+    batch = make_batch(datasets["train"], [9, 2, 5])  # not a batch the store was dumped in
     online_ids, online_probs = online_topk(hparams, teacher, batch)
     labels, label_lens = batch.frame_labels
     lengths = torch.round(label_lens * labels.shape[1]).long()
@@ -76,6 +76,17 @@ def test_store_is_keyed_by_utterance_not_batch(setup):
     assert torch.equal(ids, online_ids[0])
 
 
+def test_teacher_posteriors_do_not_depend_on_batching(setup):
+    hparams, teacher, datasets = setup
+    long_and_short = make_batch(datasets["train"], range(len(datasets["train"])))
+    ids, probs = online_topk(hparams, teacher, long_and_short)
+    for i in (0, 5):
+        alone_ids, alone_probs = online_topk(hparams, teacher, make_batch(datasets["train"], [i]))
+        frames = alone_ids.shape[1]
+        assert torch.equal(ids[i, :frames], alone_ids[0])
+        assert torch.allclose(probs[i, :frames], alone_probs[0], atol=1e-6)
+
+
 def test_store_with_other_settings_is_refused(setup, tmp_path):
     hparams, teacher, datasets = setup
     attach_teacher_store(datasets["train"], teacher, hparams)
@@ -92,7 +103,7 @@ def test_incomplete_store_and_missing_utterances(setup, tmp_path):
     with pytest.raises(ValueError, match="not a complete teacher store"):
         TeacherStore(tmp_path, {})
     metadata = store_metadata(teacher, TOP_K, TEMPERATURE, 31)
-    valid_batches = [first_batch(datasets["valid"], 2)]
+    valid_batches = [make_batch(datasets["valid"], [0, 1])]
     dump_teacher_store(teacher, hparams["features"]["compute_features"], valid_batches, tmp_path, metadata)
     store = TeacherStore(tmp_path, metadata)
     with pytest.raises(ValueError, match=rf"lacks \d+ training utterance\(s\), e.g. '{datasets['train'][0]['id']}'"):
