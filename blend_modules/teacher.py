@@ -14,6 +14,8 @@ those settings.
 
 import json
 import logging
+import random
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterable, Tuple
 
@@ -67,6 +69,21 @@ class Teacher(torch.nn.Module):
         return torch.nn.functional.pad(logits, (0, 0, 0, features.shape[1] - logits.shape[1]))
 
 
+@contextmanager
+def preserved_random_state():
+    """Restore the Python, numpy and torch random states on exit."""
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
 def load_teacher(teacher_folder, student_features: Dict, num_labels: int) -> Teacher:
     """Load the best (lowest valid frame error) checkpoint of a trained teacher, in eval mode.
 
@@ -81,7 +98,7 @@ def load_teacher(teacher_folder, student_features: Dict, num_labels: int) -> Tea
             f"teacher_folder {teacher_folder} has no hyperparams.yaml: train the teacher first "
             "(python train_teacher.py hparams/blstm.yaml) or point teacher_folder at it."
         )
-    with open(hparams_file) as fin:
+    with open(hparams_file) as fin, preserved_random_state():  # the YAML reseeds on load
         teacher_hparams = load_hyperpyyaml(fin)
     mismatched = {
         key: (value, feature_settings(student_features).get(key))

@@ -127,3 +127,12 @@ def test_teacher_loader_refusals(setup, trained_teacher, tmp_path):
     (other_arch / "hyperparams.yaml").write_text(yaml_text.replace("hidden_size: 128", "hidden_size: 64"))
     with pytest.raises(ValueError, match="does not fit the model in"):
         load_teacher(other_arch, hparams["features"], 31)
+
+
+def test_loading_the_teacher_keeps_the_students_random_state(setup, trained_teacher):
+    hparams = setup[0]
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    load_teacher(trained_teacher, hparams["features"], 31)  # its YAML seeds everything on load
+    assert torch.equal(torch.rand(3), expected)
