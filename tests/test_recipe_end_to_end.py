@@ -60,6 +60,18 @@ def test_blend_offline_then_cnn_baseline(trained_teacher, tiny_hparams):
     assert "soft_loss" not in summary["history"][0]["train"] and "teacher_mode" not in summary
 
 
+def test_blend_online(trained_teacher):
+    root = trained_teacher.parent
+    overrides = tiny_overrides(root / "prepared", root / "online")
+    overrides.update(number_of_epochs=2, teacher_folder=trained_teacher, teacher_mode="online")
+    result = run_recipe("train_blend.py", "cnn_blend.yaml", overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = check_run(root / "online")
+    assert summary["teacher_mode"] == "online" and "bytes_per_frame" not in summary
+    train_stats = summary["history"][0]["train"]
+    assert 0 < train_stats["teacher_top1"] <= 1 and train_stats["teacher_entropy"] >= 0
+
+
 def test_bad_blend_options_fail_before_training(trained_teacher, tmp_path):
     root = trained_teacher.parent
     for key, value in [("hard_weight", 1.5), ("top_k", 0), ("top_k", 32)]:
