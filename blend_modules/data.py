@@ -104,6 +104,12 @@ def dataio_prepare(hparams: Dict) -> Dict[str, sb.dataio.dataset.DynamicItemData
     ``sig`` (waveform) and ``frame_labels``; valid and test are sorted by duration.
     """
     features = hparams["features"]
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return sb.dataio.dataio.read_audio(wav)
+
     datasets = {}
     for split in SPLITS:
         manifest = Path(hparams[f"{split}_csv"])
@@ -113,19 +119,14 @@ def dataio_prepare(hparams: Dict) -> Dict[str, sb.dataio.dataset.DynamicItemData
             csv_path=str(manifest), replacements={"data_root": str(manifest.parent)}
         )
 
-        @sb.utils.data_pipeline.takes("wav")
-        @sb.utils.data_pipeline.provides("sig")
-        def audio_pipeline(wav):
-            return sb.dataio.dataio.read_audio(wav)
-
         @sb.utils.data_pipeline.takes("id")
         @sb.utils.data_pipeline.provides("frame_labels")
         def label_pipeline(utt_id, alignments=alignments):
             return torch.from_numpy(alignments[utt_id])
 
-        sb.dataio.dataset.add_dynamic_item([dataset], audio_pipeline)
-        sb.dataio.dataset.add_dynamic_item([dataset], label_pipeline)
-        sb.dataio.dataset.set_output_keys([dataset], ["id", "sig", "frame_labels"])
+        dataset.add_dynamic_item(audio_pipeline)
+        dataset.add_dynamic_item(label_pipeline)
+        dataset.set_output_keys(["id", "sig", "frame_labels"])
         if split != "train":  # order is free when evaluating: sort to pad little
             dataset = dataset.filtered_sorted(sort_key="duration")
         datasets[split] = dataset

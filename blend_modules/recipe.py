@@ -2,6 +2,8 @@
 
 import json
 import logging
+import shutil
+import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -30,6 +32,8 @@ def setup_experiment(argv: List[str]) -> Tuple[Dict, Dict]:
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    if sb.utils.distributed.if_main_process():  # SpeechBrain saved this helper; keep the script too
+        shutil.copy(sys.argv[0], hparams["output_folder"])
     run_on_main(hparams["prepare"])
     return hparams, run_opts
 
