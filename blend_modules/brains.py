@@ -1,8 +1,9 @@
-"""SpeechBrain ``Brain`` subclasses: one for hard frame targets, one that blends in a teacher.
+"""SpeechBrain ``Brain`` subclasses: one for hard targets, one that blends in a teacher.
 
-Both expect the hparams keys ``features`` (with ``compute_features``), ``modules`` (``model`` and
-``normalize``), ``lr_annealing``, ``train_logger`` and ``checkpointer``; batches carry ``sig``
-and ``frame_labels``. Best checkpoints are chosen on valid frame error.
+Both expect the hparams keys ``features`` (with ``compute_features``), ``targets`` (see
+:mod:`blend_modules.targets`), ``modules`` (``model`` and ``normalize``), ``lr_annealing``,
+``train_logger`` and ``checkpointer``; batches carry ``sig`` and the targets' items. Best
+checkpoints are chosen on the targets' valid error (frame error, or WER).
 """
 
 import json
@@ -11,7 +12,6 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.Accuracy import AccuracyStats
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
 from blend_modules.frames import frame_counts, zero_padding
@@ -41,7 +41,7 @@ class EpochHistory:
 
 
 class FrameBrain(sb.Brain):
-    """Trains a per-frame classifier on hard frame labels (the teacher, or a CNN baseline)."""
+    """Trains a per-frame model on hard targets (the teacher, or a CNN baseline)."""
 
     def compute_features(self, batch):
         """Log mel filterbanks of the batch (before normalisation), relative wav lengths and
@@ -61,22 +61,23 @@ class FrameBrain(sb.Brain):
         """Per-frame logits ``[batch, frames, labels]``."""
         return self.model_logits(*self.compute_features(batch))
 
-    def frame_targets(self, batch):
-        """Hard labels ``[batch, frames]`` and the number of real frames per utterance."""
-        labels, label_lens = batch.frame_labels
-        return labels, torch.round(label_lens * labels.shape[1]).long()
+    def frame_lengths(self, batch):
+        """The number of real frames of each utterance of the batch."""
+        wavs, wav_lens = batch.sig
+        return frame_counts(wav_lens.to(self.device), wavs.shape[1], self.hparams.features)
 
     def compute_objectives(self, predictions, batch, stage):
-        """Frame cross-entropy to the hard labels; tracks frame accuracy outside training."""
-        labels, lengths = self.frame_targets(batch)
-        loss = blend_loss(predictions, labels, lengths)
-        self.track(predictions, batch, loss)
+        """The targets' hard loss (frame cross-entropy or CTC)."""
+        lengths = self.frame_lengths(batch)
+        hard = self.hparams.targets.hard_loss(predictions, batch.to(self.device), lengths)
+        loss = blend_loss(hard, predictions, lengths)
+        self.track(predictions, batch, lengths, loss)
         return loss.total
 
-    def track(self, logits, batch, loss: BlendLoss):
-        """Accumulate frame accuracy and the two loss terms for this stage's log."""
-        labels, label_lens = batch.frame_labels
-        self.accuracy.append(torch.log_softmax(logits.detach(), -1), labels, label_lens)
+    def track(self, logits, batch, lengths, loss: BlendLoss):
+        """Accumulate the targets' metrics and the two loss terms for this stage's log."""
+        if self.metrics is not None:
+            self.metrics.append(logits.detach(), batch, lengths)
         self.loss_terms["hard_loss"] += loss.hard.detach().item()
         self.loss_terms["soft_loss"] += loss.soft.detach().item()
         self.loss_terms["batches"] += 1
@@ -85,13 +86,15 @@ class FrameBrain(sb.Brain):
         """Reset this stage's metrics (and start the epoch's clock)."""
         if stage == sb.Stage.TRAIN:
             self.epoch_start = time.time()
-        self.accuracy = AccuracyStats()
+        self.metrics = self.hparams.targets.metrics(stage)
         self.loss_terms = {"hard_loss": 0.0, "soft_loss": 0.0, "batches": 0}
 
     def stage_stats(self, stage_loss) -> dict:
         """Loss, its terms and frame accuracy of the stage that just ended."""
         batches = max(self.loss_terms["batches"], 1)
-        stats = {"loss": stage_loss, "frame_acc": self.accuracy.summarize()}
+        stats = {"loss": stage_loss}
+        if self.metrics is not None:
+            stats.update(self.metrics.summarize())
         if self.loss_terms["soft_loss"] > 0:  # a teacher took part
             stats["hard_loss"] = self.loss_terms["hard_loss"] / batches
             stats["soft_loss"] = self.loss_terms["soft_loss"] / batches
@@ -120,14 +123,15 @@ class FrameBrain(sb.Brain):
                 }
             )
             self.checkpointer.save_and_keep_only(
-                meta={"frame_error": 1.0 - stats["frame_acc"], "epoch": epoch, **stats},
-                min_keys=["frame_error"],
+                meta={"epoch": epoch, **stats}, min_keys=[self.hparams.targets.error_key]
             )
         else:
             self.hparams.train_logger.log_stats(
                 stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
                 test_stats=stats,
             )
+            if sb.utils.distributed.if_main_process():
+                self.metrics.write(Path(self.hparams.output_folder))
             self.test_stats = stats
 
     def on_fit_start(self):
@@ -144,7 +148,7 @@ class BlendBrain(FrameBrain):
     The teacher's posteriors come either from ``teacher`` (online: run in eval mode under
     ``no_grad`` on the same features), or from the batch's ``teacher_topk_ids`` and
     ``teacher_topk_probs`` (offline store). With ``hard_weight: 1.0`` no teacher is needed and
-    this is a plain hard-label baseline. Validation and test always report hard-label CE.
+    this is a plain hard-target baseline. Validation and test always report the hard loss.
     """
 
     def __init__(self, *args, teacher: torch.nn.Module = None, **kwargs):
@@ -163,9 +167,10 @@ class BlendBrain(FrameBrain):
     def compute_objectives(self, predictions, batch, stage):
         """The blend loss on training batches, hard-label CE otherwise."""
         student_logits, teacher_logits = predictions
-        labels, lengths = self.frame_targets(batch)
+        lengths = self.frame_lengths(batch)
+        hard = self.hparams.targets.hard_loss(student_logits, batch.to(self.device), lengths)
         if stage != sb.Stage.TRAIN or self.hparams.hard_weight == 1.0:
-            loss = blend_loss(student_logits, labels, lengths)
+            loss = blend_loss(hard, student_logits, lengths)
         else:
             if teacher_logits is not None:
                 teacher_topk_ids, teacher_topk_probs = teacher_topk(
@@ -176,15 +181,15 @@ class BlendBrain(FrameBrain):
                 teacher_topk_ids = batch.teacher_topk_ids.data
                 teacher_topk_probs = batch.teacher_topk_probs.data
             loss = blend_loss(
+                hard,
                 student_logits,
-                labels,
                 lengths,
                 teacher_topk_ids,
                 teacher_topk_probs,
                 hard_weight=self.hparams.hard_weight,
                 temperature=self.hparams.temperature,
             )
-        self.track(student_logits, batch, loss)
+        self.track(student_logits, batch, lengths, loss)
         return loss.total
 
     def track_teacher(self, teacher_logits, lengths):

@@ -1,23 +1,21 @@
-"""Manifests and frame targets -> SpeechBrain ``DynamicItemDataset`` pipelines, checked up front.
+"""Manifests and targets -> SpeechBrain ``DynamicItemDataset`` pipelines, checked up front.
 
 A manifest is a SpeechBrain CSV with at least the columns ``ID``, ``duration`` (seconds) and
-``wav`` (a path; ``$data_root`` stands for the manifest's folder). Frame targets are a Kaldi
-alignment file per split (see :mod:`blend_modules.alignments`). Every file, sample rate,
-channel count, alignment length and label is checked before any training starts, so a bad
-corpus fails in seconds with the file, line and utterance named.
+``wav`` (a path; ``$data_root`` stands for the manifest's folder), plus ``words`` for CTC
+targets. Every file, sample rate and channel count is checked, then the targets check their
+own inputs (alignment lengths and labels, or transcripts), before any training starts, so a
+bad corpus fails in seconds with the file, line and utterance named.
 """
 
 import csv
 from pathlib import Path
-from typing import Dict, Mapping
+from typing import Dict
 
 import soundfile as sf
 import speechbrain as sb
-import torch
 from speechbrain.dataio.sampler import DynamicBatchSampler
 
-from blend_modules.alignments import read_alignments
-from blend_modules.frames import hop_samples, num_frames
+from blend_modules.frames import hop_samples
 
 SPLITS = ("train", "valid", "test")
 REQUIRED_COLUMNS = ("ID", "duration", "wav")
@@ -28,14 +26,11 @@ def audio_path(wav: str, manifest: Path) -> Path:
     return Path(wav.replace("$data_root", str(manifest.parent)))
 
 
-def check_manifest(
-    manifest, sample_rate: int, hop: int, alignments: Mapping = None
-) -> None:
-    """Check a manifest and its alignments; raise ``ValueError`` naming the file/line/utterance.
+def check_manifest(manifest, sample_rate: int) -> Dict[str, int]:
+    """Check a manifest and its audio; return each utterance's number of samples.
 
-    Checks: columns present, IDs unique, each audio file readable, mono, at ``sample_rate``;
-    with ``alignments``: every utterance has one, of exactly the feature frame count, and no
-    alignment belongs to an utterance missing from the manifest.
+    Raises ``ValueError`` naming the file, line and utterance for missing columns, duplicate
+    IDs, or audio that is missing, unreadable, not mono or not at ``sample_rate``.
     """
     manifest = Path(manifest)
     if not manifest.is_file():
@@ -49,12 +44,11 @@ def check_manifest(
     if not rows:
         raise ValueError(f"{manifest}: the manifest has no utterances.")
 
-    seen = set()
+    num_samples = {}
     for line, row in enumerate(rows, start=2):
         utt_id, where = row["ID"], f"{manifest}:{line} (utterance '{row['ID']}')"
-        if utt_id in seen:
+        if utt_id in num_samples:
             raise ValueError(f"{where}: duplicate utterance ID.")
-        seen.add(utt_id)
         path = audio_path(row["wav"], manifest)
         try:
             info = sf.info(str(path))
@@ -66,22 +60,8 @@ def check_manifest(
             )
         if info.channels != 1:
             raise ValueError(f"{where}: {path} has {info.channels} channels, expected mono.")
-        if alignments is None:
-            continue
-        if utt_id not in alignments:
-            raise ValueError(f"{where}: no alignment for this utterance.")
-        expected = num_frames(info.frames, hop)
-        if len(alignments[utt_id]) != expected:
-            raise ValueError(
-                f"{where}: alignment has {len(alignments[utt_id])} frames, the features have "
-                f"{expected} ({info.frames} samples, hop {hop})."
-            )
-    if alignments is not None:
-        unknown = sorted(set(alignments) - seen)
-        if unknown:
-            raise ValueError(
-                f"Alignments of {len(unknown)} utterance(s) not in {manifest}, e.g. '{unknown[0]}'."
-            )
+        num_samples[utt_id] = info.frames
+    return num_samples
 
 
 def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
@@ -97,13 +77,13 @@ def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
 
 
 def dataio_prepare(hparams: Dict) -> Dict[str, sb.dataio.dataset.DynamicItemDataset]:
-    """Check each split's manifest and alignments, then build its dataset.
+    """Check each split's manifest, audio and targets, then build its dataset.
 
-    Uses the hparams keys ``{split}_csv`` and ``{split}_alignments`` for each split, plus
-    ``num_labels`` and the feature settings in ``features``. Every dataset provides ``id``,
-    ``sig`` (waveform) and ``frame_labels``; valid and test are sorted by duration.
+    Uses the hparams keys ``{split}_csv`` for each split, ``features`` and ``targets`` (already
+    prepared). Every dataset provides ``id``, ``sig`` (waveform) and the targets' items; valid
+    and test are sorted by duration.
     """
-    features = hparams["features"]
+    features, targets = hparams["features"], hparams["targets"]
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
@@ -113,20 +93,13 @@ def dataio_prepare(hparams: Dict) -> Dict[str, sb.dataio.dataset.DynamicItemData
     datasets = {}
     for split in SPLITS:
         manifest = Path(hparams[f"{split}_csv"])
-        alignments = read_alignments(hparams[f"{split}_alignments"], hparams["num_labels"])
-        check_manifest(manifest, features["sample_rate"], hop_samples(features), alignments)
+        num_samples = check_manifest(manifest, features["sample_rate"])
         dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(
             csv_path=str(manifest), replacements={"data_root": str(manifest.parent)}
         )
-
-        @sb.utils.data_pipeline.takes("id")
-        @sb.utils.data_pipeline.provides("frame_labels")
-        def label_pipeline(utt_id, alignments=alignments):
-            return torch.from_numpy(alignments[utt_id])
-
         dataset.add_dynamic_item(audio_pipeline)
-        dataset.add_dynamic_item(label_pipeline)
-        dataset.set_output_keys(["id", "sig", "frame_labels"])
+        target_keys = targets.add_to_dataset(dataset, split, manifest, num_samples, hop_samples(features))
+        dataset.set_output_keys(["id", "sig", *target_keys])
         if split != "train":  # order is free when evaluating: sort to pad little
             dataset = dataset.filtered_sorted(sort_key="duration")
         datasets[split] = dataset

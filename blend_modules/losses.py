@@ -50,48 +50,73 @@ def teacher_topk(
     return topk_ids, topk_probs / topk_probs.sum(dim=-1, keepdim=True)
 
 
+def masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean of ``[batch, frames]`` values over real frames (padding ignored)."""
+    mask = frame_mask(lengths, values.shape[1]).float()
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def frame_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of ``[batch, frames, labels]`` logits to ``[batch, frames]`` label ids,
+    a mean over real frames (padding values may be anything, even invalid ids)."""
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    cross_entropy = F.nll_loss(log_probs.transpose(1, 2), labels.clamp(min=0), reduction="none")
+    return masked_mean(cross_entropy, lengths)
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor,
+    lengths: torch.Tensor,
+    teacher_topk_ids: torch.Tensor,
+    teacher_topk_probs: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """``T² · CE(softmax(logits / T), teacher top-k)``, a mean over real frames."""
+    log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
+    cross_entropy = -(log_probs.gather(-1, teacher_topk_ids.long()) * teacher_topk_probs).sum(-1)
+    return temperature**2 * masked_mean(cross_entropy, lengths)
+
+
 def blend_loss(
+    hard: torch.Tensor,
     student_logits: torch.Tensor,
-    hard_labels: torch.Tensor,
     lengths: torch.Tensor,
     teacher_topk_ids: torch.Tensor = None,
     teacher_topk_probs: torch.Tensor = None,
     hard_weight: float = 1.0,
     temperature: float = 1.0,
 ) -> BlendLoss:
-    """Blend frame cross-entropy to hard labels with cross-entropy to the teacher's top-k labels.
+    """Blend a hard-target loss with cross-entropy to the teacher's top-k labels.
 
     Arguments
     ---------
+    hard : torch.Tensor
+        The hard-target loss of the batch (frame cross-entropy, or CTC).
     student_logits : torch.Tensor
         ``[batch, frames, labels]`` unnormalised student outputs.
-    hard_labels : torch.Tensor
-        ``[batch, frames]`` label ids (padding values are ignored).
     lengths : torch.Tensor
         ``[batch]`` number of real frames of each utterance.
     teacher_topk_ids, teacher_topk_probs : torch.Tensor
         ``[batch, frames, k]`` from :func:`teacher_topk` (or the offline store); may be None
         when ``hard_weight`` is 1.
     hard_weight : float
-        λ, the weight of the hard-label term.
+        λ, the weight of the hard-target term.
     temperature : float
         T, applied to the student's soft-term logits (the teacher's were taken at T already).
     """
-    mask = frame_mask(lengths, student_logits.shape[1]).float()
-    n_frames = mask.sum().clamp(min=1.0)
-    log_probs = torch.log_softmax(student_logits.float(), dim=-1)
-    hard_ce = F.nll_loss(
-        log_probs.transpose(1, 2), hard_labels.clamp(min=0), reduction="none"
-    )
-    hard = (hard_ce * mask).sum() / n_frames
     if hard_weight == 1.0 and teacher_topk_ids is None:
         return BlendLoss(hard, hard, torch.zeros_like(hard))
     if teacher_topk_ids is None or teacher_topk_probs is None:
         raise ValueError("hard_weight < 1 needs teacher_topk_ids and teacher_topk_probs.")
-
-    soft_log_probs = torch.log_softmax(student_logits.float() / temperature, dim=-1)
-    soft_ce = -(soft_log_probs.gather(-1, teacher_topk_ids.long()) * teacher_topk_probs).sum(-1)
-    soft = temperature**2 * (soft_ce * mask).sum() / n_frames
+    if teacher_topk_ids.shape[:2] != student_logits.shape[:2]:
+        raise ValueError(
+            f"Teacher posteriors are {tuple(teacher_topk_ids.shape[:2])} (batch, frames), the "
+            f"student's {tuple(student_logits.shape[:2])}: teacher and student must emit one "
+            "output per feature frame (a model that subsamples time cannot be blended here)."
+        )
+    soft = soft_cross_entropy(student_logits, lengths, teacher_topk_ids, teacher_topk_probs, temperature)
     return BlendLoss(hard_weight * hard + (1.0 - hard_weight) * soft, hard, soft)
 
 

@@ -94,3 +94,23 @@ class VGGFrameCNN(nn.Module):
         maps = self.convs(features.unsqueeze(1))  # [batch, channels, frames, freq]
         batch, channels, frames, freq = maps.shape
         return self.head(maps.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq))
+
+
+class FeatureEncoder(nn.Module):
+    """Waveforms to per-frame log-probabilities: features, normalisation, model.
+
+    The ``encoder`` of the inference folder that ``speechbrain.inference.ASR.EncoderASR`` loads;
+    it applies exactly the training-time front end (padding set to zero after normalisation).
+    """
+
+    def __init__(self, compute_features: nn.Module, normalize: nn.Module, model: nn.Module, hop_samples: int):
+        super().__init__()
+        self.compute_features, self.normalize, self.model = compute_features, normalize, model
+        self.hop_samples = hop_samples
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> torch.Tensor:
+        """``[batch, samples]`` waveforms and relative lengths to ``[batch, frames, labels]``."""
+        features = self.normalize(self.compute_features(wavs), wav_lens)
+        lengths = torch.round(wav_lens * wavs.shape[1]).long() // self.hop_samples + 1
+        mask = torch.arange(features.shape[1], device=wavs.device)[None, :] < lengths[:, None]
+        return torch.log_softmax(self.model(features * mask[..., None]), dim=-1)

@@ -12,6 +12,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
 from blend_modules.data import train_loader_kwargs
+from blend_modules.inference import write_inference_folder
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,8 @@ def setup_experiment(argv: List[str]) -> Tuple[Dict, Dict]:
     """Parse ``hparams.yaml --key=value ...``, create the output folder, run data preparation.
 
     The corpus preparation is the YAML's ``prepare`` (a ``!name:`` callable with its arguments),
-    run once on the main process, so the scripts do not depend on the corpus.
+    run once on the main process, so the scripts do not depend on the corpus; then the
+    ``targets`` prepare what they need (e.g. train the tokenizer).
     """
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     with open(hparams_file, encoding="utf-8") as fin:
@@ -35,6 +37,12 @@ def setup_experiment(argv: List[str]) -> Tuple[Dict, Dict]:
     if sb.utils.distributed.if_main_process():  # SpeechBrain saved this helper; keep the script too
         shutil.copy(sys.argv[0], hparams["output_folder"])
     run_on_main(hparams["prepare"])
+    hparams["targets"].prepare()
+    if hparams["num_labels"] != hparams["targets"].num_labels:
+        raise ValueError(
+            f"num_labels is {hparams['num_labels']} in {hparams_file}, but the targets have "
+            f"{hparams['targets'].num_labels} outputs (e.g. the tokenizer's vocabulary)."
+        )
     return hparams, run_opts
 
 
@@ -44,9 +52,11 @@ def count_parameters(module) -> int:
 
 
 def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None) -> Dict:
-    """Train with validation, test the best checkpoint (lowest valid frame error), and write
-    ``summary.json`` in the output folder: metrics, parameter count, training time (all epochs,
-    also those of an interrupted earlier run), per-epoch history."""
+    """Train with validation, test the best checkpoint (lowest valid error of the targets: frame
+    error or WER), and write ``summary.json`` in the output folder: valid and test metrics,
+    parameter count, training time (all epochs, also those of an interrupted earlier run) and
+    per-epoch history."""
+    error_key = hparams["targets"].error_key
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],
@@ -57,22 +67,23 @@ def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: 
     history = list(brain.history.epochs)  # evaluate() reloads the best epoch's checkpoint
     train_seconds = brain.history.train_seconds
     brain.evaluate(
-        datasets["test"], min_key="frame_error", test_loader_kwargs=hparams["eval_dataloader_opts"]
+        datasets["test"], min_key=error_key, test_loader_kwargs=hparams["eval_dataloader_opts"]
     )
-    best = brain.checkpointer.find_checkpoint(min_key="frame_error")
+    best = brain.checkpointer.find_checkpoint(min_key=error_key)
     summary = {
         "model": hparams["model_name"],
         "seed": hparams["seed"],
         "parameters": count_parameters(brain.modules.model),
         "train_time_s": round(train_seconds, 1),
-        "best_epoch": best.meta.get("epoch") if best else None,
-        "valid_frame_acc": best.meta["frame_acc"] if best else None,
-        "test_frame_acc": brain.test_stats["frame_acc"],
-        "test_loss": brain.test_stats["loss"],
+        "best_epoch": best.meta["epoch"],
+        **{f"valid_{key}": best.meta[key] for key in brain.test_stats},
+        **{f"test_{key}": value for key, value in brain.test_stats.items()},
         "history": history,
         **(extra_summary or {}),
     }
     if sb.utils.distributed.if_main_process():
+        if "inference_folder" in hparams:
+            summary["inference_folder"] = str(write_inference_folder(hparams, best, hparams["inference_folder"]))
         path = Path(hparams["output_folder"]) / SUMMARY_FILE
         path.write_text(json.dumps(summary, indent=2))
         logger.info("Wrote %s", path)

@@ -1,8 +1,8 @@
 """Results tables from run summaries: ``python -m blend_modules.report RESULTS_FOLDER``
 (every ``<model>/<seed>/summary.json`` below it).
 
-Prints one row per run, then, where a model has several seeds, its mean and standard deviation
-and the blended-minus-hard difference of test frame accuracy.
+Prints one row per run, then, where a model has several seeds, its mean and standard deviation,
+and the blended-minus-hard difference of the main metric (frame accuracy, or WER for CTC).
 """
 
 import json
@@ -10,7 +10,19 @@ import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import List
+from typing import Dict, List
+
+
+def metric_columns(summary: Dict) -> List[str]:
+    """The summary keys shown for a run: frame accuracy, or WER and CER for CTC targets."""
+    if "test_WER" in summary:
+        return ["valid_WER", "test_WER", "test_CER"]
+    return ["valid_frame_acc", "test_frame_acc"]
+
+
+def percent(summary: Dict, column: str) -> float:
+    """A metric in percent (frame accuracy is stored as a fraction, WER and CER in percent)."""
+    return summary[column] if column.endswith(("WER", "CER")) else 100 * summary[column]
 
 
 def results_table(results_folder: str) -> str:
@@ -19,44 +31,47 @@ def results_table(results_folder: str) -> str:
     if not summary_files:
         raise FileNotFoundError(f"No */*/summary.json under {results_folder}.")
     summaries = [json.loads(path.read_text()) for path in summary_files]
+    columns = metric_columns(summaries[0])
+    names = [column.replace("_", " ") for column in columns]
     lines = [
-        "| model | seed | params | valid frame acc | test frame acc | train time (s) |",
-        "|---|---|---|---|---|---|",
+        f"| model | seed | params | {' | '.join(names)} | train time (s) |",
+        "|---|---|---|" + "---|" * len(columns) + "---|",
     ]
     for s in summaries:
+        values = " | ".join(f"{percent(s, column):.2f}%" for column in columns)
         lines.append(
-            f"| {s['model']} | {s['seed']} | {s['parameters']:,} | "
-            f"{100 * s['valid_frame_acc']:.2f}% | {100 * s['test_frame_acc']:.2f}% | "
-            f"{s['train_time_s']:.0f} |"
+            f"| {s['model']} | {s['seed']} | {s['parameters']:,} | {values} | {s['train_time_s']:.0f} |"
         )
     by_model = defaultdict(dict)
     for s in summaries:
         by_model[s["model"]][s["seed"]] = s
     if any(len(runs) > 1 for runs in by_model.values()):
-        lines += ["", "| model | seeds | valid mean ± sd | test mean ± sd |", "|---|---|---|---|"]
+        lines += ["", f"| model | seeds | {' | '.join(n + ' mean ± sd' for n in names)} |"]
+        lines.append("|---|---|" + "---|" * len(columns))
         for model, runs in by_model.items():
-            lines.append(
-                f"| {model} | {len(runs)} | {mean_sd([r['valid_frame_acc'] for r in runs.values()])} "
-                f"| {mean_sd([r['test_frame_acc'] for r in runs.values()])} |"
-            )
-    if "cnn" in by_model and "cnn_blend" in by_model:
-        seeds = sorted(set(by_model["cnn"]) & set(by_model["cnn_blend"]))
-        for split in ("valid", "test"):
+            spreads = " | ".join(mean_sd([percent(r, c) for r in runs.values()]) for c in columns)
+            lines.append(f"| {model} | {len(runs)} | {spreads} |")
+    baselines = [m for m in by_model if f"{m}_blend" in by_model]
+    for model in baselines:
+        seeds = sorted(set(by_model[model]) & set(by_model[f"{model}_blend"]))
+        for column in columns:
             gains = [
-                by_model["cnn_blend"][seed][f"{split}_frame_acc"]
-                - by_model["cnn"][seed][f"{split}_frame_acc"]
+                percent(by_model[f"{model}_blend"][seed], column) - percent(by_model[model][seed], column)
                 for seed in seeds
             ]
-            lines.append(f"\nblended - hard, {split} frame acc over seeds {seeds}: {mean_sd(gains)} points")
+            lines.append(
+                f"\n{model}_blend - {model}, {column.replace('_', ' ')} over seeds {seeds}: "
+                f"{mean_sd(gains)} points"
+            )
     return "\n".join(lines)
 
 
 def mean_sd(values: List[float]) -> str:
-    """``mean ± sd`` in percentage points (sd only with two or more values)."""
-    mean = 100 * statistics.mean(values)
+    """``mean ± sd`` (sd only with two or more values)."""
+    mean = statistics.mean(values)
     if len(values) < 2:
         return f"{mean:.2f}"
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+    return f"{mean:.2f} ± {statistics.stdev(values):.2f}"
 
 
 if __name__ == "__main__":

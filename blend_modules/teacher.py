@@ -84,12 +84,12 @@ def preserved_random_state():
             torch.cuda.set_rng_state_all(cuda_states)
 
 
-def load_teacher(teacher_folder, student_features: Dict, num_labels: int) -> Teacher:
-    """Load the best (lowest valid frame error) checkpoint of a trained teacher, in eval mode.
+def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Teacher:
+    """Load the best (lowest valid error) checkpoint of a trained teacher, in eval mode.
 
     Raises ``ValueError`` if the folder holds no trained teacher, if its checkpoint does not fit
-    the architecture in its ``hyperparams.yaml``, or if its features or label count differ from
-    the student's (blending compares the two frame by frame).
+    the architecture in its ``hyperparams.yaml``, or if its features or outputs (labels, or CTC
+    units) differ from the student's (blending compares the two frame by frame).
     """
     teacher_folder = Path(teacher_folder)
     hparams_file = teacher_folder / "hyperparams.yaml"
@@ -110,16 +110,19 @@ def load_teacher(teacher_folder, student_features: Dict, num_labels: int) -> Tea
             f"Teacher {teacher_folder} used other features than the student "
             f"(key: (teacher, student)): {mismatched}. Teacher and student must share frames."
         )
-    if teacher_hparams["num_labels"] != num_labels:
+    teacher_targets = teacher_hparams["targets"]
+    teacher_targets.prepare()
+    if teacher_targets.outputs() != student_targets.outputs():
         raise ValueError(
-            f"Teacher {teacher_folder} has num_labels={teacher_hparams['num_labels']}, "
-            f"the student {num_labels}."
+            f"Teacher {teacher_folder} predicts other outputs than the student: "
+            f"{describe_outputs(teacher_targets.outputs())} against "
+            f"{describe_outputs(student_targets.outputs())}."
         )
     model, normalize = teacher_hparams["model"], teacher_hparams["normalize"]
     checkpointer = Checkpointer(
         teacher_folder / "save", recoverables={"model": model, "normalizer": normalize}
     )
-    checkpoint = checkpointer.find_checkpoint(min_key="frame_error")
+    checkpoint = checkpointer.find_checkpoint(min_key=teacher_targets.error_key)
     if checkpoint is None:
         raise ValueError(f"No teacher checkpoint in {teacher_folder / 'save'}: train it first.")
     try:
@@ -128,18 +131,30 @@ def load_teacher(teacher_folder, student_features: Dict, num_labels: int) -> Tea
         raise ValueError(
             f"Teacher checkpoint {checkpoint.path} does not fit the model in {hparams_file}: {error}"
         ) from error
-    logger.info("Loaded teacher %s (valid frame acc %.4f).", checkpoint.path, checkpoint.meta["frame_acc"])
+    logger.info(
+        "Loaded teacher %s (valid %s %.4f).",
+        checkpoint.path,
+        teacher_targets.error_key,
+        checkpoint.meta[teacher_targets.error_key],
+    )
     teacher = Teacher(normalize, model, teacher_hparams["features"], str(checkpoint.path.resolve()))
     return teacher.eval()
 
 
-def store_metadata(teacher: Teacher, top_k: int, temperature: float, num_labels: int) -> Dict:
+def describe_outputs(outputs: Dict) -> str:
+    """A short description of a targets' ``outputs()`` for error messages."""
+    units = outputs.get("units")
+    shown = f", units {units[:8]}{'...' if len(units) > 8 else ''}" if units else ""
+    return f"{outputs['kind']} targets with {outputs['num_labels']} outputs{shown}"
+
+
+def store_metadata(teacher: Teacher, top_k: int, temperature: float, outputs: Dict) -> Dict:
     """What a store must have been written with to be used by this run."""
     return {
         "format": STORE_FORMAT,
         "top_k": top_k,
         "temperature": float(temperature),
-        "num_labels": num_labels,
+        "outputs": outputs,
         "teacher_checkpoint": teacher.checkpoint,
         "features": teacher.feature_settings,
     }
@@ -164,7 +179,7 @@ def dump_teacher_store(
     store_folder.mkdir(parents=True, exist_ok=True)
     (store_folder / METADATA_FILE).unlink(missing_ok=True)  # a store without it is incomplete
     teacher = teacher.to(device).eval()
-    num_labels = metadata["num_labels"]
+    num_labels = metadata["outputs"]["num_labels"]
     id_dtype = np.int16 if num_labels <= np.iinfo(np.int16).max else np.int32
     index, shard_ids, shard_probs, shards = {}, [], [], []
     sums = {"top1": 0.0, "entropy": 0.0, "frames": 0}
@@ -273,7 +288,9 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
     Returns the store's metadata summary (bytes per frame, teacher confidence).
     """
     folder = Path(hparams["teacher_store"])
-    expected = store_metadata(teacher, hparams["top_k"], hparams["temperature"], hparams["num_labels"])
+    expected = store_metadata(
+        teacher, hparams["top_k"], hparams["temperature"], hparams["targets"].outputs()
+    )
     if not (folder / METADATA_FILE).is_file():
         loader = make_dataloader(dataset, **hparams["eval_dataloader_opts"])
         run_on_main(
@@ -297,5 +314,7 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
         yield teacher_topk_probs
 
     dataset.add_dynamic_item(store_pipeline)
-    dataset.set_output_keys(["id", "sig", "frame_labels", "teacher_topk_ids", "teacher_topk_probs"])
+    dataset.set_output_keys(
+        [*dataset.pipeline.output_mapping, "teacher_topk_ids", "teacher_topk_probs"]
+    )
     return summary

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from hyperpyyaml import load_hyperpyyaml
 
+from blend_modules.losses import blend_loss, frame_cross_entropy
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "FSDD" / "Blend"
 sys.path.insert(0, str(RECIPE))  # fsdd_prepare lives beside the recipe's scripts
@@ -55,3 +57,8 @@ def trained_teacher(tiny_hparams):
 def teacher_overrides(root: Path) -> dict:
     """The tiny two-epoch teacher run's overrides."""
     return {**tiny_overrides(root / "prepared", root / "teacher"), "number_of_epochs": 2}
+
+
+def frame_blend(student, labels, lengths, *args, **kwargs):
+    """The blend loss with frame cross-entropy as its hard term."""
+    return blend_loss(frame_cross_entropy(student, labels, lengths), student, lengths, *args, **kwargs)

@@ -9,7 +9,10 @@ import pytest
 import soundfile as sf
 
 from blend_modules.alignments import read_alignments, write_alignments
+from speechbrain.dataio.dataset import DynamicItemDataset
+
 from blend_modules.data import check_manifest
+from blend_modules.targets import FrameTargets
 
 HOP = 80  # 10 ms at 8 kHz
 
@@ -23,7 +26,7 @@ def corpus(tiny_hparams, tmp_path):
     for row in rows:
         name = Path(row["wav"]).name
         shutil.copy(source.parent / "wav" / name, tmp_path / "wav" / name)
-    alignments = read_alignments(tiny_hparams["valid_alignments"], 31)
+    alignments = read_alignments(tiny_hparams["targets"].alignments["valid"], 31)
     return tmp_path / "valid.csv", rows, alignments
 
 
@@ -34,6 +37,15 @@ def write_manifest(path, rows):
         writer.writerows(rows)
 
 
+def check_corpus(manifest, alignments):
+    """The checks dataio_prepare runs on a split: audio, then its frame targets."""
+    num_samples = check_manifest(manifest, 8000)
+    write_alignments(manifest.parent / "valid.ali", alignments)
+    targets = FrameTargets(31, {"valid": manifest.parent / "valid.ali"})
+    dataset = DynamicItemDataset.from_csv(str(manifest), replacements={"data_root": str(manifest.parent)})
+    targets.add_to_dataset(dataset, "valid", manifest, num_samples, HOP)
+
+
 def wav_of(manifest, row):
     return Path(row["wav"].replace("$data_root", str(manifest.parent)))
 
@@ -41,7 +53,7 @@ def wav_of(manifest, row):
 def test_good_corpus_passes(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows)
-    check_manifest(manifest, 8000, HOP, alignments)
+    check_corpus(manifest, alignments)
 
 
 def test_missing_audio(corpus):
@@ -49,7 +61,7 @@ def test_missing_audio(corpus):
     write_manifest(manifest, rows)
     wav_of(manifest, rows[1]).unlink()
     with pytest.raises(ValueError, match=rf"valid.csv:3 \(utterance '{rows[1]['ID']}'\).*cannot read"):
-        check_manifest(manifest, 8000, HOP, alignments)
+        check_corpus(manifest, alignments)
 
 
 def test_unreadable_audio(corpus):
@@ -57,7 +69,7 @@ def test_unreadable_audio(corpus):
     write_manifest(manifest, rows)
     wav_of(manifest, rows[0]).write_bytes(b"not a wav file at all")
     with pytest.raises(ValueError, match=rf"'{rows[0]['ID']}'.*cannot read audio"):
-        check_manifest(manifest, 8000, HOP, alignments)
+        check_corpus(manifest, alignments)
 
 
 def test_wrong_sample_rate(corpus):
@@ -67,7 +79,7 @@ def test_wrong_sample_rate(corpus):
     audio, _ = sf.read(path)
     sf.write(path, audio, 16000)
     with pytest.raises(ValueError, match=rf"'{rows[2]['ID']}'.*16000 Hz, expected 8000"):
-        check_manifest(manifest, 8000, HOP, alignments)
+        check_corpus(manifest, alignments)
 
 
 def test_stereo_audio(corpus):
@@ -77,51 +89,51 @@ def test_stereo_audio(corpus):
     audio, _ = sf.read(path)
     sf.write(path, np.stack([audio, audio], axis=1), 8000)
     with pytest.raises(ValueError, match="2 channels, expected mono"):
-        check_manifest(manifest, 8000, HOP, alignments)
+        check_corpus(manifest, alignments)
 
 
 def test_utterance_without_alignment(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows)
     del alignments[rows[3]["ID"]]
-    with pytest.raises(ValueError, match=rf"'{rows[3]['ID']}'.*no alignment"):
-        check_manifest(manifest, 8000, HOP, alignments)
+    with pytest.raises(ValueError, match=rf"valid.csv: utterance '{rows[3]['ID']}' has no alignment in .*valid.ali"):
+        check_corpus(manifest, alignments)
 
 
 def test_alignment_for_unknown_utterance(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows[:-1])
-    with pytest.raises(ValueError, match=rf"not in .*valid.csv, e.g. '{rows[-1]['ID']}'"):
-        check_manifest(manifest, 8000, HOP, alignments)
+    with pytest.raises(ValueError, match=rf"valid.ali: alignments of 1 utterance\(s\) not in .*valid.csv, e.g. '{rows[-1]['ID']}'"):
+        check_corpus(manifest, alignments)
 
 
 def test_alignment_with_wrong_frame_count(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows)
     alignments[rows[1]["ID"]] = alignments[rows[1]["ID"]][:-1]
-    with pytest.raises(ValueError, match=rf"'{rows[1]['ID']}'.*alignment has \d+ frames"):
-        check_manifest(manifest, 8000, HOP, alignments)
+    with pytest.raises(ValueError, match=rf"valid.ali: utterance '{rows[1]['ID']}' has \d+ frames, its features \d+"):
+        check_corpus(manifest, alignments)
 
 
 def test_duplicate_utterance_id(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows + rows[:1])
     with pytest.raises(ValueError, match=rf"valid.csv:{len(rows) + 2}.*duplicate utterance ID"):
-        check_manifest(manifest, 8000, HOP, alignments)
+        check_corpus(manifest, alignments)
 
 
 def test_empty_and_missing_manifest(tmp_path):
     write_manifest(tmp_path / "empty.csv", [])
     with pytest.raises(ValueError, match="empty.csv: the manifest has no utterances"):
-        check_manifest(tmp_path / "empty.csv", 8000, HOP)
+        check_manifest(tmp_path / "empty.csv", 8000)
     with pytest.raises(FileNotFoundError, match="nowhere.csv"):
-        check_manifest(tmp_path / "nowhere.csv", 8000, HOP)
+        check_manifest(tmp_path / "nowhere.csv", 8000)
 
 
 def test_manifest_without_wav_column(tmp_path):
     (tmp_path / "m.csv").write_text("ID,duration\nu1,1.0\n")
     with pytest.raises(ValueError, match=r"m.csv: missing column\(s\) \['wav'\]"):
-        check_manifest(tmp_path / "m.csv", 8000, HOP)
+        check_manifest(tmp_path / "m.csv", 8000)
 
 
 def test_label_out_of_range(tmp_path):

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from blend_modules.losses import blend_loss, check_blend_options, teacher_topk
+from conftest import frame_blend
 
 torch.manual_seed(0)
 BATCH, FRAMES, LABELS = 3, 7, 11
@@ -27,7 +28,7 @@ def masked_mean(values, lengths):
 def test_hard_weight_one_is_frame_cross_entropy(batch):
     student, teacher, labels, lengths = batch
     ids, probs = teacher_topk(teacher, 3)
-    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=1.0)
+    loss = frame_blend(student, labels, lengths, ids, probs, hard_weight=1.0)
     ce = F.cross_entropy(student.transpose(1, 2), labels, reduction="none")
     assert torch.allclose(loss.total, masked_mean(ce, lengths))
     assert torch.allclose(loss.total, loss.hard)
@@ -36,7 +37,7 @@ def test_hard_weight_one_is_frame_cross_entropy(batch):
 def test_hard_weight_zero_full_k_is_soft_cross_entropy(batch):
     student, teacher, labels, lengths = batch
     ids, probs = teacher_topk(teacher, LABELS)
-    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=0.0)
+    loss = frame_blend(student, labels, lengths, ids, probs, hard_weight=0.0)
     soft_ce = -(teacher.softmax(-1) * student.log_softmax(-1)).sum(-1)
     assert torch.allclose(loss.total, masked_mean(soft_ce, lengths), atol=1e-6)
 
@@ -44,7 +45,7 @@ def test_hard_weight_zero_full_k_is_soft_cross_entropy(batch):
 def test_blend_is_weighted_sum_of_terms(batch):
     student, teacher, labels, lengths = batch
     ids, probs = teacher_topk(teacher, 4)
-    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=0.3)
+    loss = frame_blend(student, labels, lengths, ids, probs, hard_weight=0.3)
     assert torch.allclose(loss.total, 0.3 * loss.hard + 0.7 * loss.soft)
 
 
@@ -62,7 +63,7 @@ def test_temperature_softens_teacher_and_scales_soft_term(batch):
     student, teacher, labels, lengths = batch
     ids, probs = teacher_topk(teacher, LABELS, temperature=2.0)
     assert torch.allclose(probs.gather(-1, ids.argsort(-1)), (teacher / 2).softmax(-1), atol=1e-6)
-    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=0.0, temperature=2.0)
+    loss = frame_blend(student, labels, lengths, ids, probs, hard_weight=0.0, temperature=2.0)
     soft_ce = -((teacher / 2).softmax(-1) * (student / 2).log_softmax(-1)).sum(-1)
     assert torch.allclose(loss.soft, 4 * masked_mean(soft_ce, lengths), atol=1e-5)
 
@@ -70,18 +71,18 @@ def test_temperature_softens_teacher_and_scales_soft_term(batch):
 def test_padding_is_ignored(batch):
     student, teacher, labels, lengths = batch
     ids, probs = teacher_topk(teacher, 5)
-    loss = blend_loss(student, labels, lengths, ids, probs, hard_weight=0.5)
+    loss = frame_blend(student, labels, lengths, ids, probs, hard_weight=0.5)
     changed_student, changed_labels = student.detach().clone(), labels.clone()
     changed_student[1, 4:] = 100.0
     changed_labels[2, 2:] = -1  # padding values may be anything, even invalid ids
-    changed = blend_loss(changed_student, changed_labels, lengths, ids, probs, hard_weight=0.5)
+    changed = frame_blend(changed_student, changed_labels, lengths, ids, probs, hard_weight=0.5)
     assert torch.allclose(loss.total, changed.total)
 
 
 def test_gradients_flow_to_real_frames_only(batch):
     student, teacher, labels, lengths = batch
     ids, probs = teacher_topk(teacher, 5)
-    blend_loss(student, labels, lengths, ids, probs, hard_weight=0.5).total.backward()
+    frame_blend(student, labels, lengths, ids, probs, hard_weight=0.5).total.backward()
     assert student.grad[0].abs().sum() > 0
     assert student.grad[1, :4].abs().sum() > 0
     assert student.grad[1, 4:].abs().sum() == 0
@@ -91,7 +92,7 @@ def test_gradients_flow_to_real_frames_only(batch):
 def test_soft_term_needs_teacher(batch):
     student, _, labels, lengths = batch
     with pytest.raises(ValueError, match="teacher"):
-        blend_loss(student, labels, lengths, hard_weight=0.5)
+        frame_blend(student, labels, lengths, hard_weight=0.5)
 
 
 @pytest.mark.parametrize(

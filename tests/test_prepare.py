@@ -45,7 +45,7 @@ def test_alignments_fit_features_and_labels(tiny_hparams):
     assert len(labels) == tiny_hparams["num_labels"] == 31
     for split in ("train", "valid", "test"):
         manifest = Path(tiny_hparams[f"{split}_csv"])
-        alignments = read_alignments(tiny_hparams[f"{split}_alignments"], len(labels))
+        alignments = read_alignments(tiny_hparams["targets"].alignments[split], len(labels))
         rows = list(csv.DictReader(open(manifest)))
         assert [r["ID"] for r in rows] == list(alignments)
         for row in rows:

@@ -25,7 +25,7 @@ if __name__ == "__main__":
         check_blend_options(
             hparams["hard_weight"],
             hparams["top_k"],
-            hparams["num_labels"],
+            hparams["targets"].num_labels,
             hparams["temperature"],
             hparams["teacher_mode"],
         )
@@ -33,7 +33,7 @@ if __name__ == "__main__":
 
     teacher, teacher_summary = None, {}
     if blending:
-        teacher = load_teacher(hparams["teacher_folder"], hparams["features"], hparams["num_labels"])
+        teacher = load_teacher(hparams["teacher_folder"], hparams["features"], hparams["targets"])
         teacher_summary = {"teacher_mode": hparams["teacher_mode"], "teacher": teacher.checkpoint}
         if hparams["teacher_mode"] == "offline":
             device = run_opts.get("device", "cpu")

@@ -1,0 +1,232 @@
+"""What a model learns to predict: per-frame labels (hybrid, as in the paper) or CTC units.
+
+A targets object, declared in YAML as ``targets``, owns what differs between the two: the
+dataset items and their checks, the hard loss, the metrics and the key on which the best
+checkpoint is chosen. Blending is the same for both: the soft term compares the student's and
+the teacher's per-frame distributions over the same outputs (for CTC: the units, blank included).
+"""
+
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping
+
+import torch
+from speechbrain.core import Stage
+from speechbrain.decoders import ctc_greedy_decode
+from speechbrain.nnet.losses import ctc_loss
+from speechbrain.utils.data_pipeline import provides, takes
+from speechbrain.utils.metric_stats import ErrorRateStats
+
+from blend_modules.alignments import read_alignments
+from blend_modules.frames import frame_mask, num_frames
+from blend_modules.losses import frame_cross_entropy
+
+
+class FrameTargets:
+    """Per-frame label ids from Kaldi alignments; hard loss: frame cross-entropy.
+
+    Arguments
+    ---------
+    num_labels : int
+        Number of output labels (e.g. senones, pdf-ids).
+    alignments : dict
+        Split name -> alignment file (Kaldi text, ark or scp; see ``read_alignments``).
+    """
+
+    error_key = "frame_error"
+
+    def __init__(self, num_labels: int, alignments: Mapping[str, str]):
+        self.num_labels = num_labels
+        self.alignments = dict(alignments)
+
+    def prepare(self) -> None:
+        """Nothing to build: the alignments come with the corpus."""
+
+    def outputs(self) -> Dict:
+        """What the model's outputs mean; teacher and student must agree on it."""
+        return {"kind": "frame", "num_labels": self.num_labels}
+
+    def add_to_dataset(self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int) -> List[str]:
+        """Check the split's alignments against its audio and add the ``frame_labels`` item.
+
+        Raises ``ValueError`` naming the file and utterance for an utterance without alignment,
+        an alignment of an utterance not in the manifest, or a frame count that differs from
+        the features'.
+        """
+        path = self.alignments[split]
+        alignments = read_alignments(path, self.num_labels)
+        for utt_id, samples in num_samples.items():
+            if utt_id not in alignments:
+                raise ValueError(f"{manifest}: utterance '{utt_id}' has no alignment in {path}.")
+            expected = num_frames(samples, hop)
+            if len(alignments[utt_id]) != expected:
+                raise ValueError(
+                    f"{path}: utterance '{utt_id}' has {len(alignments[utt_id])} frames, its "
+                    f"features {expected} ({samples} samples, hop {hop})."
+                )
+        unknown = sorted(set(alignments) - set(num_samples))
+        if unknown:
+            raise ValueError(
+                f"{path}: alignments of {len(unknown)} utterance(s) not in {manifest}, "
+                f"e.g. '{unknown[0]}'."
+            )
+
+        @takes("id")
+        @provides("frame_labels")
+        def label_pipeline(utt_id):
+            return torch.from_numpy(alignments[utt_id])
+
+        dataset.add_dynamic_item(label_pipeline)
+        return ["frame_labels"]
+
+    def hard_loss(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> torch.Tensor:
+        """Frame cross-entropy, a mean over real frames."""
+        return frame_cross_entropy(logits, batch.frame_labels.data, lengths)
+
+    def metrics(self, stage) -> "FrameAccuracy":
+        """A fresh frame-accuracy tracker (cheap enough for training batches too)."""
+        return FrameAccuracy()
+
+
+class FrameAccuracy:
+    """Frame accuracy over real frames."""
+
+    def __init__(self):
+        self.correct, self.total = 0, 0
+
+    def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
+        mask = frame_mask(lengths, logits.shape[1])
+        hits = (logits.argmax(-1) == batch.frame_labels.data) & mask
+        self.correct += hits.sum().item()
+        self.total += mask.sum().item()
+
+    def summarize(self) -> Dict[str, float]:
+        accuracy = self.correct / max(self.total, 1)
+        return {"frame_acc": accuracy, "frame_error": 1.0 - accuracy}
+
+    def write(self, folder: Path) -> None:
+        """Nothing beyond the summary to write for frame targets."""
+
+
+class CTCTargets:
+    """SentencePiece units of the ``words`` transcripts; hard loss: CTC.
+
+    The CTC blank takes the tokenizer's ``<unk>`` id (``blank_index``, 0 by default), so the
+    model has ``vocab_size`` outputs; a transcript with characters the tokenizer does not know
+    would need ``<unk>`` and is refused. Validation decodes greedily; test with ``test_search``
+    (e.g. ``CTCBeamSearcher``), given the tokenizer's pieces as ``vocab_list``.
+
+    Arguments
+    ---------
+    tokenizer : callable
+        Builds (training on first use) a ``speechbrain.tokenizers.SentencePiece.SentencePiece``.
+    blank_index : int
+        Output index of the CTC blank.
+    test_search : callable
+        Partial of a ``speechbrain.decoders.ctc.CTCBaseSearcher`` subclass.
+    """
+
+    error_key = "WER"
+
+    def __init__(self, tokenizer: Callable, blank_index: int = 0, test_search: Callable = None):
+        self.make_tokenizer = tokenizer
+        self.blank_index = blank_index
+        self.test_search = test_search
+        self.tokenizer = None
+
+    def prepare(self) -> None:
+        """Train (first time) and load the SentencePiece model."""
+        sentencepiece = self.make_tokenizer()
+        self.tokenizer = sentencepiece.sp
+        self.tokenizer_file = sentencepiece.prefix_model_file + ".model"
+        if self.blank_index != self.tokenizer.unk_id():
+            raise ValueError(
+                f"blank_index {self.blank_index} must be the tokenizer's <unk> id "
+                f"{self.tokenizer.unk_id()}, which no transcript may use."
+            )
+        vocab = [self.tokenizer.id_to_piece(i) for i in range(self.tokenizer.vocab_size())]
+        self.searcher = self.test_search(blank_index=self.blank_index, vocab_list=vocab) if self.test_search else None
+
+    @property
+    def num_labels(self) -> int:
+        """Model outputs: the tokenizer's vocabulary, whose ``<unk>`` serves as blank."""
+        return self.tokenizer.vocab_size()
+
+    def outputs(self) -> Dict:
+        """What the model's outputs mean: the units in output order (blank included)."""
+        units = [self.tokenizer.id_to_piece(i) for i in range(self.num_labels)]
+        units[self.blank_index] = "<blank>"
+        return {"kind": "ctc", "num_labels": self.num_labels, "units": units}
+
+    def add_to_dataset(self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int) -> List[str]:
+        """Tokenize every transcript now, refusing empty ones and unknown characters, and add
+        the ``words`` and ``tokens`` items."""
+        tokens = {}
+        for utt_id in num_samples:
+            words = dataset.data[utt_id].get("words")
+            if words is None:
+                raise ValueError(f"{manifest}: CTC targets need a 'words' column.")
+            ids = self.tokenizer.encode_as_ids(words)
+            if not words.strip() or not ids:
+                raise ValueError(f"{manifest}: utterance '{utt_id}' has an empty transcript.")
+            if self.blank_index in ids:
+                unknown = sorted(
+                    {c for c in words if not c.isspace() and self.blank_index in self.tokenizer.encode_as_ids(c)}
+                )
+                raise ValueError(
+                    f"{manifest}: utterance '{utt_id}' has characters outside the tokenizer: {unknown}."
+                )
+            if len(ids) > num_frames(num_samples[utt_id], hop):
+                raise ValueError(f"{manifest}: utterance '{utt_id}' has more units than frames.")
+            tokens[utt_id] = torch.tensor(ids, dtype=torch.long)
+
+        @takes("id")
+        @provides("tokens")
+        def token_pipeline(utt_id):
+            return tokens[utt_id]
+
+        dataset.add_dynamic_item(token_pipeline)
+        return ["words", "tokens"]
+
+    def hard_loss(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> torch.Tensor:
+        """SpeechBrain's CTC loss (mean over utterances of the loss per target unit)."""
+        tokens, token_lens = batch.tokens
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        return ctc_loss(log_probs, tokens, lengths / logits.shape[1], token_lens, self.blank_index)
+
+    def decode(self, logits: torch.Tensor, lengths: torch.Tensor, search: Callable = None) -> List[List[str]]:
+        """Word sequences: greedy, or with ``search`` (a CTC searcher)."""
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        relative = lengths / logits.shape[1]
+        if search is None:
+            sequences = ctc_greedy_decode(log_probs, relative, blank_id=self.blank_index)
+            return [self.tokenizer.decode_ids(ids).split() for ids in sequences]
+        return [hyps[0].text.split() for hyps in search(log_probs, relative)]
+
+    def metrics(self, stage) -> "WordErrorRates":
+        """WER/CER trackers, decoding greedily on valid and with the test searcher on test;
+        None on training batches, which are not decoded."""
+        if stage == Stage.TRAIN:
+            return None
+        return WordErrorRates(self, self.searcher if stage == Stage.TEST else None)
+
+
+class WordErrorRates:
+    """WER and CER with SpeechBrain's ``ErrorRateStats``."""
+
+    def __init__(self, targets: CTCTargets, search: Callable = None):
+        self.targets, self.search = targets, search
+        self.wer, self.cer = ErrorRateStats(), ErrorRateStats(split_tokens=True)
+
+    def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
+        hypotheses = self.targets.decode(logits.detach(), lengths, self.search)
+        references = [words.split() for words in batch.words]
+        self.wer.append(batch.id, hypotheses, references)
+        self.cer.append(batch.id, hypotheses, references)
+
+    def summarize(self) -> Dict[str, float]:
+        return {"WER": self.wer.summarize("error_rate"), "CER": self.cer.summarize("error_rate")}
+
+    def write(self, folder: Path) -> None:
+        """``wer_test.txt``: per-utterance alignments and totals, as SpeechBrain recipes write."""
+        with open(folder / "wer_test.txt", "w") as wer_file:
+            self.wer.write_stats(wer_file)
