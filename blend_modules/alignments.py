@@ -40,7 +40,11 @@ def read_alignments(path: PathLike, num_labels: int) -> Dict[str, np.ndarray]:
 
 def _kaldi_entries(path: Path) -> Iterator[Tuple[str, np.ndarray]]:
     """kaldiio's (utt-id, array) pairs, its parse errors re-raised with the file named."""
-    entries = iter(kaldiio.load_scp(str(path)).items() if path.suffix == ".scp" else kaldiio.load_ark(str(path)))
+    entries = iter(
+        kaldiio.load_scp(str(path)).items()
+        if path.suffix == ".scp"
+        else kaldiio.load_ark(str(path))
+    )
     last = None
     while True:
         try:
@@ -49,7 +53,9 @@ def _kaldi_entries(path: Path) -> Iterator[Tuple[str, np.ndarray]]:
             return
         except (UnicodeDecodeError, EOFError, ValueError) as error:
             after = f"after utterance '{last}'" if last else "at its first entry"
-            raise ValueError(f"{path}: not a readable Kaldi alignment file {after}: {error}") from error
+            raise ValueError(
+                f"{path}: not a readable Kaldi alignment file {after}: {error}"
+            ) from error
         yield last, labels
 
 

@@ -39,7 +39,9 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, int]:
         reader = csv.DictReader(csv_file)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{manifest}: missing column(s) {missing}; header {reader.fieldnames}.")
+            raise ValueError(
+                f"{manifest}: missing column(s) {missing}; header {reader.fieldnames}."
+            )
         rows = list(reader)
     if not rows:
         raise ValueError(f"{manifest}: the manifest has no utterances.")
@@ -98,7 +100,9 @@ def dataio_prepare(hparams: Dict) -> Dict[str, sb.dataio.dataset.DynamicItemData
             csv_path=str(manifest), replacements={"data_root": str(manifest.parent)}
         )
         dataset.add_dynamic_item(audio_pipeline)
-        target_keys = targets.add_to_dataset(dataset, split, manifest, num_samples, hop_samples(features))
+        target_keys = targets.add_to_dataset(
+            dataset, split, manifest, num_samples, hop_samples(features)
+        )
         dataset.set_output_keys(["id", "sig", *target_keys])
         if split != "train":  # order is free when evaluating: sort to pad little
             dataset = dataset.filtered_sorted(sort_key="duration")

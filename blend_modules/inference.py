@@ -48,7 +48,9 @@ def write_inference_folder(hparams: Dict, checkpoint, folder) -> Path:
     text = io.StringIO()
     yaml.dump(kept, text)
     targets = hparams["targets"]
-    text.write(INFERENCE_YAML.format(hop=hop_samples(hparams["features"]), blank=targets.blank_index))
+    text.write(
+        INFERENCE_YAML.format(hop=hop_samples(hparams["features"]), blank=targets.blank_index)
+    )
     (folder / "hyperparams.yaml").write_text(text.getvalue())
     shutil.copy(Path(checkpoint.path, "model.ckpt"), folder / "model.ckpt")
     shutil.copy(Path(checkpoint.path, "normalizer.ckpt"), folder / "normalizer.ckpt")

@@ -116,7 +116,9 @@ def blend_loss(
             f"student's {tuple(student_logits.shape[:2])}: teacher and student must emit one "
             "output per feature frame (a model that subsamples time cannot be blended here)."
         )
-    soft = soft_cross_entropy(student_logits, lengths, teacher_topk_ids, teacher_topk_probs, temperature)
+    soft = soft_cross_entropy(
+        student_logits, lengths, teacher_topk_ids, teacher_topk_probs, temperature
+    )
     return BlendLoss(hard_weight * hard + (1.0 - hard_weight) * soft, hard, soft)
 
 

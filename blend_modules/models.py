@@ -103,7 +103,9 @@ class FeatureEncoder(nn.Module):
     it applies exactly the training-time front end (padding set to zero after normalisation).
     """
 
-    def __init__(self, compute_features: nn.Module, normalize: nn.Module, model: nn.Module, hop_samples: int):
+    def __init__(
+        self, compute_features: nn.Module, normalize: nn.Module, model: nn.Module, hop_samples: int
+    ):
         super().__init__()
         self.compute_features, self.normalize, self.model = compute_features, normalize, model
         self.hop_samples = hop_samples

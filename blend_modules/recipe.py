@@ -51,7 +51,9 @@ def count_parameters(module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None) -> Dict:
+def fit_and_test(
+    brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None
+) -> Dict:
     """Train with validation, test the best checkpoint (lowest valid error of the targets: frame
     error or WER), and write ``summary.json`` in the output folder: valid and test metrics,
     parameter count, training time (all epochs, also those of an interrupted earlier run) and
@@ -83,9 +85,10 @@ def fit_and_test(brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: 
     }
     if sb.utils.distributed.if_main_process():
         if "inference_folder" in hparams:
-            summary["inference_folder"] = str(write_inference_folder(hparams, best, hparams["inference_folder"]))
+            summary["inference_folder"] = str(
+                write_inference_folder(hparams, best, hparams["inference_folder"])
+            )
         path = Path(hparams["output_folder"]) / SUMMARY_FILE
         path.write_text(json.dumps(summary, indent=2))
         logger.info("Wrote %s", path)
     return summary
-

@@ -56,7 +56,8 @@ def results_table(results_folder: str) -> str:
         seeds = sorted(set(by_model[model]) & set(by_model[f"{model}_blend"]))
         for column in columns:
             gains = [
-                percent(by_model[f"{model}_blend"][seed], column) - percent(by_model[model][seed], column)
+                percent(by_model[f"{model}_blend"][seed], column)
+                - percent(by_model[model][seed], column)
                 for seed in seeds
             ]
             lines.append(

@@ -45,7 +45,9 @@ class FrameTargets:
         """What the model's outputs mean; teacher and student must agree on it."""
         return {"kind": "frame", "num_labels": self.num_labels}
 
-    def add_to_dataset(self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int) -> List[str]:
+    def add_to_dataset(
+        self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int
+    ) -> List[str]:
         """Check the split's alignments against its audio and add the ``frame_labels`` item.
 
         Raises ``ValueError`` naming the file and utterance for an utterance without alignment,
@@ -144,7 +146,11 @@ class CTCTargets:
                 f"{self.tokenizer.unk_id()}, which no transcript may use."
             )
         vocab = [self.tokenizer.id_to_piece(i) for i in range(self.tokenizer.vocab_size())]
-        self.searcher = self.test_search(blank_index=self.blank_index, vocab_list=vocab) if self.test_search else None
+        self.searcher = (
+            self.test_search(blank_index=self.blank_index, vocab_list=vocab)
+            if self.test_search
+            else None
+        )
 
     @property
     def num_labels(self) -> int:
@@ -157,7 +163,9 @@ class CTCTargets:
         units[self.blank_index] = "<blank>"
         return {"kind": "ctc", "num_labels": self.num_labels, "units": units}
 
-    def add_to_dataset(self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int) -> List[str]:
+    def add_to_dataset(
+        self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int
+    ) -> List[str]:
         """Tokenize every transcript now, refusing empty ones and unknown characters, and add
         the ``words`` and ``tokens`` items."""
         tokens = {}
@@ -170,7 +178,11 @@ class CTCTargets:
                 raise ValueError(f"{manifest}: utterance '{utt_id}' has an empty transcript.")
             if self.blank_index in ids:
                 unknown = sorted(
-                    {c for c in words if not c.isspace() and self.blank_index in self.tokenizer.encode_as_ids(c)}
+                    {
+                        c
+                        for c in words
+                        if not c.isspace() and self.blank_index in self.tokenizer.encode_as_ids(c)
+                    }
                 )
                 raise ValueError(
                     f"{manifest}: utterance '{utt_id}' has characters outside the tokenizer: {unknown}."
@@ -193,7 +205,9 @@ class CTCTargets:
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         return ctc_loss(log_probs, tokens, lengths / logits.shape[1], token_lens, self.blank_index)
 
-    def decode(self, logits: torch.Tensor, lengths: torch.Tensor, search: Callable = None) -> List[List[str]]:
+    def decode(
+        self, logits: torch.Tensor, lengths: torch.Tensor, search: Callable = None
+    ) -> List[List[str]]:
         """Word sequences: greedy, or with ``search`` (a CTC searcher)."""
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         relative = lengths / logits.shape[1]

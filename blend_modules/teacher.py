@@ -21,13 +21,13 @@ from typing import Dict, Iterable, Tuple
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pad_sequence
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.distributed import run_on_main
+from torch.nn.utils.rnn import pad_sequence
 
 from blend_modules.frames import frame_counts
 from blend_modules.losses import teacher_confidence, teacher_topk
@@ -52,7 +52,9 @@ class Teacher(torch.nn.Module):
     batch on CPU for the demo BLSTM.
     """
 
-    def __init__(self, normalize: torch.nn.Module, model: torch.nn.Module, features: Dict, checkpoint: str):
+    def __init__(
+        self, normalize: torch.nn.Module, model: torch.nn.Module, features: Dict, checkpoint: str
+    ):
         super().__init__()
         self.normalize, self.model = normalize, model
         self.feature_settings = feature_settings(features)
@@ -279,7 +281,6 @@ class TeacherStore:
         )
 
 
-
 def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str = "cpu") -> Dict:
     """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_probs`` from the store
     in ``hparams['teacher_store']``, dumping it first (on the main process) if it is absent.
@@ -300,10 +301,17 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
         )
     store = TeacherStore(folder, expected)
     store.check_covers(dataset.data_ids)
-    summary = {key: store.metadata[key] for key in ("bytes_per_frame", "frames", "teacher_top1", "teacher_entropy")}
+    summary = {
+        key: store.metadata[key]
+        for key in ("bytes_per_frame", "frames", "teacher_top1", "teacher_entropy")
+    }
     logger.info(
         "Teacher store %s: %d frames, %d bytes per frame; teacher mean top-1 %.3f, entropy %.3f nats.",
-        folder, summary["frames"], summary["bytes_per_frame"], summary["teacher_top1"], summary["teacher_entropy"],
+        folder,
+        summary["frames"],
+        summary["bytes_per_frame"],
+        summary["teacher_top1"],
+        summary["teacher_entropy"],
     )
 
     @takes("id")

@@ -61,4 +61,6 @@ def teacher_overrides(root: Path) -> dict:
 
 def frame_blend(student, labels, lengths, *args, **kwargs):
     """The blend loss with frame cross-entropy as its hard term."""
-    return blend_loss(frame_cross_entropy(student, labels, lengths), student, lengths, *args, **kwargs)
+    return blend_loss(
+        frame_cross_entropy(student, labels, lengths), student, lengths, *args, **kwargs
+    )

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from blend_modules.alignments import read_alignments, write_alignments
 from speechbrain.dataio.dataset import DynamicItemDataset
 
+from blend_modules.alignments import read_alignments, write_alignments
 from blend_modules.data import check_manifest
 from blend_modules.targets import FrameTargets
 
@@ -42,7 +41,9 @@ def check_corpus(manifest, alignments):
     num_samples = check_manifest(manifest, 8000)
     write_alignments(manifest.parent / "valid.ali", alignments)
     targets = FrameTargets(31, {"valid": manifest.parent / "valid.ali"})
-    dataset = DynamicItemDataset.from_csv(str(manifest), replacements={"data_root": str(manifest.parent)})
+    dataset = DynamicItemDataset.from_csv(
+        str(manifest), replacements={"data_root": str(manifest.parent)}
+    )
     targets.add_to_dataset(dataset, "valid", manifest, num_samples, HOP)
 
 
@@ -60,7 +61,9 @@ def test_missing_audio(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows)
     wav_of(manifest, rows[1]).unlink()
-    with pytest.raises(ValueError, match=rf"valid.csv:3 \(utterance '{rows[1]['ID']}'\).*cannot read"):
+    with pytest.raises(
+        ValueError, match=rf"valid.csv:3 \(utterance '{rows[1]['ID']}'\).*cannot read"
+    ):
         check_corpus(manifest, alignments)
 
 
@@ -96,14 +99,19 @@ def test_utterance_without_alignment(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows)
     del alignments[rows[3]["ID"]]
-    with pytest.raises(ValueError, match=rf"valid.csv: utterance '{rows[3]['ID']}' has no alignment in .*valid.ali"):
+    with pytest.raises(
+        ValueError, match=rf"valid.csv: utterance '{rows[3]['ID']}' has no alignment in .*valid.ali"
+    ):
         check_corpus(manifest, alignments)
 
 
 def test_alignment_for_unknown_utterance(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows[:-1])
-    with pytest.raises(ValueError, match=rf"valid.ali: alignments of 1 utterance\(s\) not in .*valid.csv, e.g. '{rows[-1]['ID']}'"):
+    with pytest.raises(
+        ValueError,
+        match=rf"valid.ali: alignments of 1 utterance\(s\) not in .*valid.csv, e.g. '{rows[-1]['ID']}'",
+    ):
         check_corpus(manifest, alignments)
 
 
@@ -111,7 +119,10 @@ def test_alignment_with_wrong_frame_count(corpus):
     manifest, rows, alignments = corpus
     write_manifest(manifest, rows)
     alignments[rows[1]["ID"]] = alignments[rows[1]["ID"]][:-1]
-    with pytest.raises(ValueError, match=rf"valid.ali: utterance '{rows[1]['ID']}' has \d+ frames, its features \d+"):
+    with pytest.raises(
+        ValueError,
+        match=rf"valid.ali: utterance '{rows[1]['ID']}' has \d+ frames, its features \d+",
+    ):
         check_corpus(manifest, alignments)
 
 
@@ -138,13 +149,17 @@ def test_manifest_without_wav_column(tmp_path):
 
 def test_label_out_of_range(tmp_path):
     write_alignments(tmp_path / "a.ali", {"u1": np.array([0, 3, 3]), "u2": np.array([0, 31, 0])})
-    with pytest.raises(ValueError, match=r"a.ali: utterance 'u2' frame 1 has label 31, outside \[0, 31\)"):
+    with pytest.raises(
+        ValueError, match=r"a.ali: utterance 'u2' frame 1 has label 31, outside \[0, 31\)"
+    ):
         read_alignments(tmp_path / "a.ali", 31)
 
 
 def test_alignment_not_integers(tmp_path):
     (tmp_path / "a.ali").write_text("u0 0 1 2\nu1 0 1.5 2\n")
-    with pytest.raises(ValueError, match=r"a.ali: not a readable Kaldi alignment file after utterance 'u0'.*1.5"):
+    with pytest.raises(
+        ValueError, match=r"a.ali: not a readable Kaldi alignment file after utterance 'u0'.*1.5"
+    ):
         read_alignments(tmp_path / "a.ali", 31)
 
 
@@ -155,4 +170,6 @@ def test_alignment_binary_ark_round_trip(tmp_path):
     kaldiio.save_ark(str(tmp_path / "a.ark"), labels, scp=str(tmp_path / "a.scp"))
     for name in ("a.ark", "a.scp"):
         read = read_alignments(tmp_path / name, 31)
-        assert {k: v.tolist() for k, v in read.items()} == {k: v.tolist() for k, v in labels.items()}
+        assert {k: v.tolist() for k, v in read.items()} == {
+            k: v.tolist() for k, v in labels.items()
+        }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_recipe, tiny_overrides
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
@@ -18,7 +19,6 @@ from speechbrain.tokenizers.SentencePiece import SentencePiece
 from blend_modules.data import check_manifest
 from blend_modules.losses import blend_loss, teacher_topk
 from blend_modules.targets import CTCTargets
-from conftest import RECIPE, run_recipe, tiny_overrides
 
 DIGITS = "zero one two three four five six seven eight nine".split()
 
@@ -46,6 +46,7 @@ def targets(tiny_hparams, tmp_path_factory):
 def test_tokenizer_is_deterministic(tiny_hparams, targets, tmp_path):
     again = make_targets(tiny_hparams["train_csv"], tmp_path)
     assert again.outputs() == targets.outputs()
+
     def scored_pieces(t):  # the model file also records its training paths, so compare these
         return [(t.tokenizer.id_to_piece(i), t.tokenizer.get_score(i)) for i in range(t.num_labels)]
 
@@ -73,7 +74,9 @@ def test_decoding_a_known_posterior(targets, text):
 
 def batch_of(targets, texts, frames=60):
     ids = [torch.tensor(targets.tokenizer.encode_as_ids(t)) for t in texts]
-    return PaddedBatch([{"id": str(i), "tokens": t, "words": w} for i, (t, w) in enumerate(zip(ids, texts))])
+    return PaddedBatch(
+        [{"id": str(i), "tokens": t, "words": w} for i, (t, w) in enumerate(zip(ids, texts))]
+    )
 
 
 def test_ctc_blend_with_hard_weight_one_is_speechbrain_ctc(targets):
@@ -86,7 +89,9 @@ def test_ctc_blend_with_hard_weight_one_is_speechbrain_ctc(targets):
     expected = ctc_loss(torch.log_softmax(logits, -1), tokens, lengths / 50, token_lens, 0)
     assert torch.allclose(hard, expected)
     ids, probs = teacher_topk(torch.randn(3, 50, targets.num_labels), 4)
-    assert torch.allclose(blend_loss(hard, logits, lengths, ids, probs, hard_weight=1.0).total, expected)
+    assert torch.allclose(
+        blend_loss(hard, logits, lengths, ids, probs, hard_weight=1.0).total, expected
+    )
     mixed = blend_loss(hard, logits, lengths, ids, probs, hard_weight=0.5)
     assert torch.allclose(mixed.total, 0.5 * mixed.hard + 0.5 * mixed.soft)
     mixed.total.backward()
@@ -116,7 +121,10 @@ def corpus_with(tiny_hparams, tmp_path, words_of_first):
 
 @pytest.mark.parametrize(
     "words, message",
-    [("", "has an empty transcript"), ("seven éleven", r"has characters outside the tokenizer: \['l', 'é'\]")],
+    [
+        ("", "has an empty transcript"),
+        ("seven éleven", r"has characters outside the tokenizer: \['l', 'é'\]"),
+    ],
 )
 def test_bad_transcripts_are_refused(tiny_hparams, targets, tmp_path, words, message):
     manifest, utt_id = corpus_with(tiny_hparams, tmp_path, words)
@@ -141,15 +149,23 @@ def test_ctc_recipe_end_to_end_and_inference(tiny_hparams, tmp_path):
     assert summary["model"] == "cnn_ctc_blend" and "test_WER" in summary and "test_CER" in summary
     assert summary["history"][-1]["train"]["loss"] < summary["history"][0]["train"]["loss"]
     assert "soft_loss" in summary["history"][0]["train"]
-    assert json.loads((teacher / "store_top5_T1.0" / "metadata.json").read_text())["outputs"]["kind"] == "ctc"
+    assert (
+        json.loads((teacher / "store_top5_T1.0" / "metadata.json").read_text())["outputs"]["kind"]
+        == "ctc"
+    )
     wer_lines = (student / "wer_test.txt").read_text()
     assert "%WER" in wer_lines and "test_yweweler" in wer_lines
 
     # a student with another vocabulary cannot learn from this teacher
-    overrides = dict(common, output_folder=tmp_path / "other_vocab", token_type="char", vocab_size=17)
+    overrides = dict(
+        common, output_folder=tmp_path / "other_vocab", token_type="char", vocab_size=17
+    )
     result = run_recipe("train_blend.py", "cnn_ctc_blend.yaml", overrides)
     assert result.returncode != 0
-    assert "predicts other outputs than the student: ctc targets with 27 outputs" in result.stdout + result.stderr
+    assert (
+        "predicts other outputs than the student: ctc targets with 27 outputs"
+        in result.stdout + result.stderr
+    )
 
     check_inference_folder(student, tmp_path)
 
@@ -158,7 +174,9 @@ def check_inference_folder(run_folder, tmp_path):
     """EncoderASR transcribes a test wav exactly as the trained model decodes it greedily."""
     from speechbrain.inference.ASR import EncoderASR
 
-    asr = EncoderASR.from_hparams(source=str(run_folder / "inference"), savedir=str(tmp_path / "asr"))
+    asr = EncoderASR.from_hparams(
+        source=str(run_folder / "inference"), savedir=str(tmp_path / "asr")
+    )
     hparams_file = run_folder / "hyperparams.yaml"
     with open(hparams_file) as fin:
         hparams = load_hyperpyyaml(fin)

@@ -3,9 +3,9 @@
 import pytest
 import torch
 import torch.nn.functional as F
-
-from blend_modules.losses import blend_loss, check_blend_options, teacher_topk
 from conftest import frame_blend
+
+from blend_modules.losses import check_blend_options, teacher_topk
 
 torch.manual_seed(0)
 BATCH, FRAMES, LABELS = 3, 7, 11

@@ -2,16 +2,17 @@
 
 import pytest
 import torch
-from hyperpyyaml import load_hyperpyyaml
-
 from conftest import REPO
+from hyperpyyaml import load_hyperpyyaml
 
 MODELS = sorted((REPO / "hparams" / "models").glob("*.yaml"))
 
 
 def load_model(path, num_features=40, num_labels=31):
     with open(path) as fin:
-        return load_hyperpyyaml(fin, {"num_features": num_features, "num_labels": num_labels})["model"]
+        return load_hyperpyyaml(fin, {"num_features": num_features, "num_labels": num_labels})[
+            "model"
+        ]
 
 
 @pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])

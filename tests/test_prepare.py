@@ -7,10 +7,10 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
-
-from blend_modules.alignments import read_alignments
 from conftest import RECIPE
 from fsdd_prepare import label_names, prepare_fsdd
+
+from blend_modules.alignments import read_alignments
 
 SPEAKERS = {"train": ["george", "lucas"], "valid": ["theo"], "test": ["yweweler"]}
 COUNTS = {"train": 6, "valid": 2, "test": 2}
@@ -56,7 +56,7 @@ def test_alignments_fit_features_and_labels(tiny_hparams):
             assert len(ali) == frames
             assert ali[0] == ali[-1] == 0  # leading and trailing silence
             # pauses are >= 50 ms, so each digit starts (in state 1) after silence
-            onsets = [labels[l] for prev, l in zip([0, *ali[:-1]], ali) if l != 0 and prev == 0]
+            onsets = [labels[x] for prev, x in zip([0, *ali[:-1]], ali) if x != 0 and prev == 0]
             assert " ".join(name.split("_")[0] for name in onsets) == row["words"]
             assert all(name.endswith("_1") for name in onsets)
             assert row["spk_id"] in {"george", "jackson", "lucas", "nicolas", "theo", "yweweler"}

@@ -80,4 +80,6 @@ def test_bad_blend_options_fail_before_training(trained_teacher, tmp_path):
         result = run_recipe("train_blend.py", "cnn_blend.yaml", overrides)
         assert result.returncode != 0
         assert f"ValueError: {key}" in result.stdout + result.stderr
-        assert not (tmp_path / key / "save").exists() or not list((tmp_path / key / "save").iterdir())
+        assert not (tmp_path / key / "save").exists() or not list(
+            (tmp_path / key / "save").iterdir()
+        )

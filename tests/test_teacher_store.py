@@ -5,11 +5,13 @@ import shutil
 
 import pytest
 import torch
+from conftest import frame_blend
 from speechbrain.dataio.batch import PaddedBatch
 
 from blend_modules.data import dataio_prepare
 from blend_modules.frames import frame_counts
 from blend_modules.losses import teacher_topk
+from blend_modules.targets import FrameTargets
 from blend_modules.teacher import (
     TeacherStore,
     attach_teacher_store,
@@ -17,8 +19,6 @@ from blend_modules.teacher import (
     load_teacher,
     store_metadata,
 )
-from blend_modules.targets import FrameTargets
-from conftest import frame_blend
 
 TOP_K, TEMPERATURE = 4, 2.0
 OUTPUTS = {"kind": "frame", "num_labels": 31}
@@ -27,7 +27,9 @@ OUTPUTS = {"kind": "frame", "num_labels": 31}
 @pytest.fixture(scope="module")
 def setup(tiny_hparams, trained_teacher, tmp_path_factory):
     hparams = dict(tiny_hparams)
-    hparams.update(top_k=TOP_K, temperature=TEMPERATURE, teacher_store=tmp_path_factory.mktemp("store"))
+    hparams.update(
+        top_k=TOP_K, temperature=TEMPERATURE, teacher_store=tmp_path_factory.mktemp("store")
+    )
     teacher = load_teacher(trained_teacher, hparams["features"], hparams["targets"])
     datasets = dataio_prepare(hparams)
     return hparams, teacher, datasets
@@ -62,8 +64,12 @@ def test_store_round_trip_and_online_equals_offline(setup):
         assert torch.allclose(stored_probs[i, :length], online_probs[i, :length], atol=1e-3)
 
     student_logits = torch.randn(*labels.shape, hparams["num_labels"])
-    online = frame_blend(student_logits, labels, lengths, online_ids, online_probs, 0.3, TEMPERATURE)
-    offline = frame_blend(student_logits, labels, lengths, stored_ids, stored_probs, 0.3, TEMPERATURE)
+    online = frame_blend(
+        student_logits, labels, lengths, online_ids, online_probs, 0.3, TEMPERATURE
+    )
+    offline = frame_blend(
+        student_logits, labels, lengths, stored_ids, stored_probs, 0.3, TEMPERATURE
+    )
     assert torch.allclose(online.total, offline.total, rtol=1e-3)
     assert online.soft > 0
 
@@ -71,7 +77,9 @@ def test_store_round_trip_and_online_equals_offline(setup):
 def test_store_is_keyed_by_utterance_not_batch(setup):
     hparams, teacher, datasets = setup
     attach_teacher_store(datasets["train"], teacher, hparams)
-    store = TeacherStore(hparams["teacher_store"], store_metadata(teacher, TOP_K, TEMPERATURE, OUTPUTS))
+    store = TeacherStore(
+        hparams["teacher_store"], store_metadata(teacher, TOP_K, TEMPERATURE, OUTPUTS)
+    )
     last = datasets["train"][len(datasets["train"]) - 1]
     ids, probs = store[last["id"]]
     assert ids.shape == (len(last["frame_labels"]), TOP_K)
@@ -107,9 +115,13 @@ def test_incomplete_store_and_missing_utterances(setup, tmp_path):
         TeacherStore(tmp_path, {})
     metadata = store_metadata(teacher, TOP_K, TEMPERATURE, OUTPUTS)
     valid_batches = [make_batch(datasets["valid"], [0, 1])]
-    dump_teacher_store(teacher, hparams["features"]["compute_features"], valid_batches, tmp_path, metadata)
+    dump_teacher_store(
+        teacher, hparams["features"]["compute_features"], valid_batches, tmp_path, metadata
+    )
     store = TeacherStore(tmp_path, metadata)
-    with pytest.raises(ValueError, match=rf"lacks \d+ training utterance\(s\), e.g. '{datasets['train'][0]['id']}'"):
+    with pytest.raises(
+        ValueError, match=rf"lacks \d+ training utterance\(s\), e.g. '{datasets['train'][0]['id']}'"
+    ):
         store.check_covers([datasets["train"][0]["id"]])
 
 
@@ -121,14 +133,19 @@ def test_teacher_loader_refusals(setup, trained_teacher, tmp_path):
     with pytest.raises(ValueError, match=r"other features.*'n_mels': \(40, 80\)"):
         load_teacher(trained_teacher, other_features, hparams["targets"])
     other_labels = FrameTargets(40, hparams["targets"].alignments)
-    with pytest.raises(ValueError, match="other outputs than the student: frame targets with 31 outputs against frame targets with 40"):
+    with pytest.raises(
+        ValueError,
+        match="other outputs than the student: frame targets with 31 outputs against frame targets with 40",
+    ):
         load_teacher(trained_teacher, hparams["features"], other_labels)
 
     other_arch = tmp_path / "other"
     shutil.copytree(trained_teacher, other_arch)
     yaml_text = (other_arch / "hyperparams.yaml").read_text()
     assert "hidden_size: 128" in yaml_text
-    (other_arch / "hyperparams.yaml").write_text(yaml_text.replace("hidden_size: 128", "hidden_size: 64"))
+    (other_arch / "hyperparams.yaml").write_text(
+        yaml_text.replace("hidden_size: 128", "hidden_size: 64")
+    )
     with pytest.raises(ValueError, match="does not fit the model in"):
         load_teacher(other_arch, hparams["features"], hparams["targets"])
 
@@ -138,5 +155,7 @@ def test_loading_the_teacher_keeps_the_students_random_state(setup, trained_teac
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    load_teacher(trained_teacher, hparams["features"], hparams["targets"])  # its YAML seeds everything on load
+    load_teacher(
+        trained_teacher, hparams["features"], hparams["targets"]
+    )  # its YAML seeds everything on load
     assert torch.equal(torch.rand(3), expected)

@@ -174,7 +174,9 @@ def load_clips(recordings: Path, speakers: Sequence[str]) -> Dict[str, List[List
         for path in paths:
             audio, rate = sf.read(path, dtype="float32")
             if rate != SAMPLE_RATE or audio.ndim != 1:
-                raise ValueError(f"{path}: expected 8 kHz mono, got {rate} Hz, shape {audio.shape}.")
+                raise ValueError(
+                    f"{path}: expected 8 kHz mono, got {rate} Hz, shape {audio.shape}."
+                )
             speech = trim_to_speech(audio)
             clips[speaker][int(path.name.split("_")[0])].append(
                 0.5 * speech / max(np.abs(speech).max(), 1e-6)

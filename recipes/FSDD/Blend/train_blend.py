@@ -37,7 +37,9 @@ if __name__ == "__main__":
         teacher_summary = {"teacher_mode": hparams["teacher_mode"], "teacher": teacher.checkpoint}
         if hparams["teacher_mode"] == "offline":
             device = run_opts.get("device", "cpu")
-            teacher_summary.update(attach_teacher_store(datasets["train"], teacher, hparams, device))
+            teacher_summary.update(
+                attach_teacher_store(datasets["train"], teacher, hparams, device)
+            )
             teacher = None
 
     student_brain = BlendBrain(
