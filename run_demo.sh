@@ -13,6 +13,6 @@ echo "Installed in $(( $(date +%s) - start )) s."
 targets=${1:-frame}
 [ $# -gt 0 ] && shift
 results=results
-[ "$targets" = ctc ] && results=results/ctc
+if [ "$targets" = ctc ]; then results=results/ctc; fi
 bash recipes/FSDD/Blend/run_seeds.sh "$targets" 1986 "$results" "$@"
 echo "Total (install + prepare + 3 trainings): $(( $(date +%s) - start )) s."
