@@ -19,6 +19,8 @@ from ruamel.yaml import YAML
 from blend_modules.frames import hop_samples
 
 INFERENCE_YAML = """
+audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
+    sample_rate: {sample_rate}   # files are resampled to it (the default would be 16 kHz)
 encoder: !new:blend_modules.models.FeatureEncoder
     compute_features: !ref <features[compute_features]>
     normalize: !ref <normalize>
@@ -44,12 +46,15 @@ def write_inference_folder(hparams: Dict, checkpoint, folder) -> Path:
     yaml = YAML()
     saved = yaml.load(Path(hparams["output_folder"], "hyperparams.yaml"))
     kept = {key: saved[key] for key in ("features", "normalize", "architecture")}
-    kept["sample_rate"] = hparams["features"]["sample_rate"]  # EncoderASR resamples files to it
     text = io.StringIO()
     yaml.dump(kept, text)
     targets = hparams["targets"]
     text.write(
-        INFERENCE_YAML.format(hop=hop_samples(hparams["features"]), blank=targets.blank_index)
+        INFERENCE_YAML.format(
+            sample_rate=hparams["features"]["sample_rate"],
+            hop=hop_samples(hparams["features"]),
+            blank=targets.blank_index,
+        )
     )
     (folder / "hyperparams.yaml").write_text(text.getvalue())
     shutil.copy(Path(checkpoint.path, "model.ckpt"), folder / "model.ckpt")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 from conftest import run_recipe, tiny_overrides
 from hyperpyyaml import load_hyperpyyaml
@@ -187,6 +188,7 @@ def check_inference_folder(run_folder, tmp_path):
     row = next(csv.DictReader(open(manifest)))
     wav = row["wav"].replace("$data_root", str(manifest.parent))
     signal = asr.load_audio(wav)
+    assert signal.shape[0] == sf.info(wav).frames  # read at the model's rate, not resampled
     with torch.no_grad():
         features = normalize(hparams["features"]["compute_features"](signal[None]), torch.ones(1))
         logits = model(features)
