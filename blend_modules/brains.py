@@ -49,7 +49,7 @@ class FrameBrain(sb.Brain):
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
         features = self.hparams.features["compute_features"](wavs)
-        return features, wav_lens, frame_counts(wav_lens, wavs.shape[1], self.hparams.features)
+        return features, wav_lens, self.frame_lengths(batch)
 
     def model_logits(self, features, wav_lens, lengths):
         """Normalise (updating global statistics while training), zero the padding, run the model."""
