@@ -18,7 +18,7 @@ def hop_samples(features: Dict) -> int:
 def frame_counts(wav_lens: torch.Tensor, max_samples: int, features: Dict) -> torch.Tensor:
     """Exact feature frame count of each utterance of a padded batch from relative wav lengths."""
     num_samples = torch.round(wav_lens * max_samples).long()
-    return num_samples // hop_samples(features) + 1
+    return num_frames(num_samples, hop_samples(features))
 
 
 def frame_mask(lengths: torch.Tensor, max_frames: int) -> torch.Tensor:

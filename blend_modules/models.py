@@ -9,6 +9,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from blend_modules.frames import num_frames, zero_padding
+
 
 class VGGFrameCNN(nn.Module):
     """A VGG-style CNN that emits one output per input frame.
@@ -113,6 +115,6 @@ class FeatureEncoder(nn.Module):
     def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> torch.Tensor:
         """``[batch, samples]`` waveforms and relative lengths to ``[batch, frames, labels]``."""
         features = self.normalize(self.compute_features(wavs), wav_lens)
-        lengths = torch.round(wav_lens * wavs.shape[1]).long() // self.hop_samples + 1
-        mask = torch.arange(features.shape[1], device=wavs.device)[None, :] < lengths[:, None]
-        return torch.log_softmax(self.model(features * mask[..., None]), dim=-1)
+        num_samples = torch.round(wav_lens * wavs.shape[1]).long()
+        lengths = num_frames(num_samples, self.hop_samples)
+        return torch.log_softmax(self.model(zero_padding(features, lengths)), dim=-1)
