@@ -64,3 +64,14 @@ def write_alignments(path: PathLike, alignments: Mapping[str, np.ndarray]) -> No
     with open(path, "w") as ali_file:
         for utt_id, labels in alignments.items():
             ali_file.write(f"{utt_id} {' '.join(map(str, labels.tolist()))}\n")
+
+
+def match_length(labels: np.ndarray, num_frames: int) -> np.ndarray:
+    """Labels cut or padded to ``num_frames``: extra frames are cut from the end; missing ones
+    repeat the first label once (Kaldi's snip-edges frames start half a window late) and the
+    last label for the rest."""
+    missing = num_frames - len(labels)
+    if missing <= 0:
+        return labels[:num_frames]
+    head = min(missing, 1)
+    return np.pad(labels, (head, missing - head), mode="edge")

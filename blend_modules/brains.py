@@ -127,12 +127,20 @@ class FrameBrain(sb.Brain):
             )
         else:
             self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current,
+                            "test set": self.test_set},
                 test_stats=stats,
             )
             if sb.utils.distributed.if_main_process():
-                self.metrics.write(Path(self.hparams.output_folder))
-            self.test_stats = stats
+                self.metrics.write(Path(self.hparams.output_folder), self.test_set)
+            self.test_stats[self.test_set] = stats
+
+    def evaluate_test_sets(self, test_sets: dict, **evaluate_kwargs) -> dict:
+        """Evaluate on each named test set; returns (and keeps in ``test_stats``) their stats."""
+        self.test_stats = {}
+        for self.test_set, dataset in test_sets.items():
+            self.evaluate(dataset, **evaluate_kwargs)
+        return self.test_stats
 
     def on_fit_start(self):
         """Checkpoint the per-epoch history with the model (before resuming from a checkpoint)."""

@@ -2,23 +2,40 @@
 
 A manifest is a SpeechBrain CSV with at least the columns ``ID``, ``duration`` (seconds) and
 ``wav`` (a path; ``$data_root`` stands for the manifest's folder), plus ``words`` for CTC
-targets. Every file, sample rate and channel count is checked, then the targets check their
-own inputs (alignment lengths and labels, or transcripts), before any training starts, so a
-bad corpus fails in seconds with the file, line and utterance named.
+targets. An utterance is a whole mono file, or with the optional columns ``start`` and
+``stop`` (seconds) and ``channel`` (0-based) a segment of one channel of a longer recording,
+read on the fly (e.g. Switchboard conversations). Every file, sample rate, channel and segment
+is checked, then the targets check their own inputs (alignment lengths and labels, or
+transcripts), before any training starts, so a bad corpus fails in seconds with the file, line
+and utterance named.
 """
 
 import csv
 from pathlib import Path
-from typing import Dict
+from typing import Dict, NamedTuple
 
 import soundfile as sf
 import speechbrain as sb
+from speechbrain.dataio.dataio import load_data_csv
 from speechbrain.dataio.sampler import DynamicBatchSampler
 
+from blend_modules.audio import read_segment
 from blend_modules.frames import hop_samples
 
-SPLITS = ("train", "valid", "test")
 REQUIRED_COLUMNS = ("ID", "duration", "wav")
+
+
+class Segment(NamedTuple):
+    """Where an utterance's samples are: ``[start, stop)`` of ``channel`` of ``path``."""
+
+    path: str
+    start: int
+    stop: int
+    channel: int
+
+    @property
+    def num_samples(self) -> int:
+        return self.stop - self.start
 
 
 def audio_path(wav: str, manifest: Path) -> Path:
@@ -26,11 +43,12 @@ def audio_path(wav: str, manifest: Path) -> Path:
     return Path(wav.replace("$data_root", str(manifest.parent)))
 
 
-def check_manifest(manifest, sample_rate: int) -> Dict[str, int]:
-    """Check a manifest and its audio; return each utterance's number of samples.
+def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
+    """Check a manifest and its audio; return each utterance's segment.
 
     Raises ``ValueError`` naming the file, line and utterance for missing columns, duplicate
-    IDs, or audio that is missing, unreadable, not mono or not at ``sample_rate``.
+    IDs, audio that is missing, unreadable or not at ``sample_rate``, a multi-channel file
+    without a ``channel``, a channel the file lacks, or a segment outside the audio.
     """
     manifest = Path(manifest)
     if not manifest.is_file():
@@ -46,24 +64,47 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, int]:
     if not rows:
         raise ValueError(f"{manifest}: the manifest has no utterances.")
 
-    num_samples = {}
+    segments, audio_info = {}, {}
     for line, row in enumerate(rows, start=2):
         utt_id, where = row["ID"], f"{manifest}:{line} (utterance '{row['ID']}')"
-        if utt_id in num_samples:
+        if utt_id in segments:
             raise ValueError(f"{where}: duplicate utterance ID.")
         path = audio_path(row["wav"], manifest)
-        try:
-            info = sf.info(str(path))
-        except Exception as error:  # soundfile raises several types for unreadable files
-            raise ValueError(f"{where}: cannot read audio {path}: {error}") from error
+        if path not in audio_info:
+            try:
+                audio_info[path] = sf.info(str(path))
+            except Exception as error:  # soundfile raises several types for unreadable files
+                raise ValueError(f"{where}: cannot read audio {path}: {error}") from error
+        info = audio_info[path]
         if info.samplerate != sample_rate:
             raise ValueError(
                 f"{where}: {path} has sample rate {info.samplerate} Hz, expected {sample_rate}."
             )
-        if info.channels != 1:
-            raise ValueError(f"{where}: {path} has {info.channels} channels, expected mono.")
-        num_samples[utt_id] = info.frames
-    return num_samples
+        try:
+            channel = int(row.get("channel") or 0)
+            start = round(float(row.get("start") or 0) * sample_rate)
+            stop = round(float(row["stop"]) * sample_rate) if row.get("stop") else info.frames
+        except ValueError as error:
+            raise ValueError(f"{where}: bad start, stop or channel: {error}") from error
+        if not row.get("channel") and info.channels != 1:
+            raise ValueError(
+                f"{where}: {path} has {info.channels} channels, expected mono "
+                "(or give a 'channel' column)."
+            )
+        if not 0 <= channel < info.channels:
+            raise ValueError(f"{where}: {path} has no channel {channel} ({info.channels} channels).")
+        if not 0 <= start < stop <= info.frames:
+            raise ValueError(
+                f"{where}: segment [{start / sample_rate:.3f}, {stop / sample_rate:.3f}] s is "
+                f"not inside {path} ({info.frames / sample_rate:.3f} s)."
+            )
+        segments[utt_id] = Segment(str(path), start, stop, channel)
+    return segments
+
+
+def segment_lengths(segments: Dict[str, Segment]) -> Dict[str, int]:
+    """Each utterance's number of samples."""
+    return {utt_id: segment.num_samples for utt_id, segment in segments.items()}
 
 
 def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
@@ -78,33 +119,53 @@ def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
     return {"batch_sampler": sampler}
 
 
-def dataio_prepare(hparams: Dict) -> Dict[str, sb.dataio.dataset.DynamicItemDataset]:
-    """Check each split's manifest, audio and targets, then build its dataset.
+def test_manifests(hparams: Dict) -> Dict[str, str]:
+    """The test sets: ``test_csv`` is one manifest (named ``test``), a mapping of names to
+    manifests (e.g. Switchboard and CallHome), or empty for none."""
+    test_csv = hparams.get("test_csv")
+    if not test_csv:
+        return {}
+    return dict(test_csv) if isinstance(test_csv, dict) else {"test": test_csv}
 
-    Uses the hparams keys ``{split}_csv`` for each split, ``features`` and ``targets`` (already
-    prepared). Every dataset provides ``id``, ``sig`` (waveform) and the targets' items; valid
-    and test are sorted by duration.
+
+def dataio_prepare(hparams: Dict) -> Dict:
+    """Check every split's manifest, audio and targets, then build its dataset.
+
+    Uses the hparams keys ``train_csv``, ``valid_csv``, ``test_csv`` (see ``test_manifests``),
+    ``features`` and ``targets`` (already prepared). Returns ``train`` and ``valid`` datasets
+    and ``test``, a mapping of test set names to datasets. Every dataset provides ``id``,
+    ``sig`` (waveform) and the targets' items; utterances the targets cannot use (e.g. without
+    alignment, where the targets allow skipping) are left out; valid and test are sorted by
+    duration.
     """
     features, targets = hparams["features"], hparams["targets"]
-
-    @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("sig")
-    def audio_pipeline(wav):
-        return sb.dataio.dataio.read_audio(wav)
-
+    manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
+    manifests.update(test_manifests(hparams))
     datasets = {}
-    for split in SPLITS:
-        manifest = Path(hparams[f"{split}_csv"])
-        num_samples = check_manifest(manifest, features["sample_rate"])
-        dataset = sb.dataio.dataset.DynamicItemDataset.from_csv(
-            csv_path=str(manifest), replacements={"data_root": str(manifest.parent)}
-        )
+    for split, manifest in manifests.items():
+        manifest = Path(manifest)
+        segments = check_manifest(manifest, features["sample_rate"])
+        rows = load_data_csv(str(manifest), replacements={"data_root": str(manifest.parent)})
+        dataset = sb.dataio.dataset.DynamicItemDataset(rows)
+
+        @sb.utils.data_pipeline.takes("id")
+        @sb.utils.data_pipeline.provides("sig")
+        def audio_pipeline(utt_id, segments=segments):
+            return read_segment(*segments[utt_id])
+
         dataset.add_dynamic_item(audio_pipeline)
-        target_keys = targets.add_to_dataset(
-            dataset, split, manifest, num_samples, hop_samples(features)
+        items = targets.add_to_dataset(
+            dataset, split, manifest, segment_lengths(segments), hop_samples(features)
         )
-        dataset.set_output_keys(["id", "sig", *target_keys])
-        if split != "train":  # order is free when evaluating: sort to pad little
-            dataset = dataset.filtered_sorted(sort_key="duration")
+        dataset.set_output_keys(["id", "sig", *items.keys])
+        if len(items.utterances) < len(segments) or split != "train":
+            dataset = dataset.filtered_sorted(
+                key_test={"id": items.utterances.__contains__},
+                sort_key=None if split == "train" else "duration",  # evaluating: pad little
+            )
         datasets[split] = dataset
-    return datasets
+    return {
+        "train": datasets.pop("train"),
+        "valid": datasets.pop("valid"),
+        "test": datasets,
+    }

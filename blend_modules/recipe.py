@@ -55,7 +55,7 @@ def fit_and_test(
     brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None
 ) -> Dict:
     """Train with validation, test the best checkpoint (lowest valid error of the targets: frame
-    error or WER), and write ``summary.json`` in the output folder: valid and test metrics,
+    error or WER) on each test set, and write ``summary.json`` in the output folder: valid and test metrics,
     parameter count, training time (all epochs, also those of an interrupted earlier run) and
     per-epoch history."""
     error_key = hparams["targets"].error_key
@@ -68,18 +68,24 @@ def fit_and_test(
     )
     history = list(brain.history.epochs)  # evaluate() reloads the best epoch's checkpoint
     train_seconds = brain.history.train_seconds
-    brain.evaluate(
+    test_stats = brain.evaluate_test_sets(
         datasets["test"], min_key=error_key, test_loader_kwargs=hparams["eval_dataloader_opts"]
     )
     best = brain.checkpointer.find_checkpoint(min_key=error_key)
+    valid_keys = [key for key in best.meta if key != "epoch"]
     summary = {
         "model": hparams["model_name"],
         "seed": hparams["seed"],
         "parameters": count_parameters(brain.modules.model),
         "train_time_s": round(train_seconds, 1),
         "best_epoch": best.meta["epoch"],
-        **{f"valid_{key}": best.meta[key] for key in brain.test_stats},
-        **{f"test_{key}": value for key, value in brain.test_stats.items()},
+        **{f"valid_{key}": best.meta[key] for key in valid_keys},
+        **{
+            # one test set keeps plain test_<metric> keys; several are told apart by name
+            f"test_{key}" if name == "test" else f"test_{name}_{key}": value
+            for name, stats in test_stats.items()
+            for key, value in stats.items()
+        },
         "history": history,
         **(extra_summary or {}),
     }

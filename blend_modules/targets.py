@@ -6,8 +6,9 @@ checkpoint is chosen. Blending is the same for both: the soft term compares the 
 the teacher's per-frame distributions over the same outputs (for CTC: the units, blank included).
 """
 
+import logging
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping
+from typing import Callable, Dict, List, Mapping, NamedTuple, Set
 
 import torch
 from speechbrain.core import Stage
@@ -16,27 +17,57 @@ from speechbrain.nnet.losses import ctc_loss
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.metric_stats import ErrorRateStats
 
-from blend_modules.alignments import read_alignments
+from blend_modules.alignments import match_length, read_alignments
 from blend_modules.frames import frame_mask, num_frames
 from blend_modules.losses import frame_cross_entropy
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetItems(NamedTuple):
+    """What targets add to a dataset: its output keys, and the utterances they can train on."""
+
+    keys: List[str]
+    utterances: Set[str]
 
 
 class FrameTargets:
     """Per-frame label ids from Kaldi alignments; hard loss: frame cross-entropy.
+
+    An alignment must have as many frames as the features, except that ``frame_tolerance``
+    frames of difference are absorbed (Kaldi's default ``--snip-edges=true`` gives
+    ``1 + (samples - window) // hop`` frames, 2-3 fewer than SpeechBrain's centred STFT at
+    25 ms / 10 ms; its frame t is centred 12.5 ms later than ours, so missing frames are
+    filled by repeating the first label once and the last label for the rest, and extra
+    frames are cut from the end). The number of utterances adjusted is logged.
 
     Arguments
     ---------
     num_labels : int
         Number of output labels (e.g. senones, pdf-ids).
     alignments : dict
-        Split name -> alignment file (Kaldi text, ark or scp; see ``read_alignments``).
+        Split name -> alignment file (Kaldi text, ark or scp; see ``read_alignments``). One
+        file may serve several splits: alignments of utterances outside a split are ignored.
+    frame_tolerance : int
+        Largest frame-count difference absorbed; more is an error.
+    skip_unaligned : bool
+        Leave out (and count) utterances without alignment, as Kaldi does for utterances
+        whose alignment failed; if False they are an error.
     """
 
     error_key = "frame_error"
 
-    def __init__(self, num_labels: int, alignments: Mapping[str, str]):
+    def __init__(
+        self,
+        num_labels: int,
+        alignments: Mapping[str, str],
+        frame_tolerance: int = 0,
+        skip_unaligned: bool = False,
+    ):
         self.num_labels = num_labels
         self.alignments = dict(alignments)
+        self.frame_tolerance = frame_tolerance
+        self.skip_unaligned = skip_unaligned
 
     def prepare(self) -> None:
         """Nothing to build: the alignments come with the corpus."""
@@ -47,38 +78,49 @@ class FrameTargets:
 
     def add_to_dataset(
         self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int
-    ) -> List[str]:
+    ) -> DatasetItems:
         """Check the split's alignments against its audio and add the ``frame_labels`` item.
 
-        Raises ``ValueError`` naming the file and utterance for an utterance without alignment,
-        an alignment of an utterance not in the manifest, or a frame count that differs from
+        Raises ``ValueError`` naming the file and utterance for an utterance without alignment
+        (unless ``skip_unaligned``) or a frame count further than ``frame_tolerance`` from
         the features'.
         """
+        if split not in self.alignments:
+            raise ValueError(f"No alignment file for split '{split}' ({manifest}) in alignments.")
         path = self.alignments[split]
         alignments = read_alignments(path, self.num_labels)
+        labels, adjusted = {}, 0
         for utt_id, samples in num_samples.items():
             if utt_id not in alignments:
+                if self.skip_unaligned:
+                    continue
                 raise ValueError(f"{manifest}: utterance '{utt_id}' has no alignment in {path}.")
-            expected = num_frames(samples, hop)
-            if len(alignments[utt_id]) != expected:
+            expected, aligned = num_frames(samples, hop), alignments[utt_id]
+            if abs(len(aligned) - expected) > self.frame_tolerance:
                 raise ValueError(
-                    f"{path}: utterance '{utt_id}' has {len(alignments[utt_id])} frames, its "
-                    f"features {expected} ({samples} samples, hop {hop})."
+                    f"{path}: utterance '{utt_id}' has {len(aligned)} frames, its features "
+                    f"{expected} ({samples} samples, hop {hop}; frame_tolerance "
+                    f"{self.frame_tolerance})."
                 )
-        unknown = sorted(set(alignments) - set(num_samples))
-        if unknown:
-            raise ValueError(
-                f"{path}: alignments of {len(unknown)} utterance(s) not in {manifest}, "
-                f"e.g. '{unknown[0]}'."
+            adjusted += len(aligned) != expected
+            labels[utt_id] = match_length(aligned, expected)
+        skipped = len(num_samples) - len(labels)
+        if skipped or adjusted:
+            logger.info(
+                "%s: %d of %d utterances without alignment in %s (left out), %d padded or "
+                "trimmed by up to %d frames.",
+                split, skipped, len(num_samples), path, adjusted, self.frame_tolerance,
             )
+        if not labels:
+            raise ValueError(f"{manifest}: no utterance has an alignment in {path}.")
 
         @takes("id")
         @provides("frame_labels")
         def label_pipeline(utt_id):
-            return torch.from_numpy(alignments[utt_id])
+            return torch.from_numpy(labels[utt_id])
 
         dataset.add_dynamic_item(label_pipeline)
-        return ["frame_labels"]
+        return DatasetItems(["frame_labels"], set(labels))
 
     def hard_loss(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> torch.Tensor:
         """Frame cross-entropy, a mean over real frames."""
@@ -105,7 +147,7 @@ class FrameAccuracy:
         accuracy = self.correct / max(self.total, 1)
         return {"frame_acc": accuracy, "frame_error": 1.0 - accuracy}
 
-    def write(self, folder: Path) -> None:
+    def write(self, folder: Path, test_set: str) -> None:
         """Nothing beyond the summary to write for frame targets."""
 
 
@@ -125,14 +167,24 @@ class CTCTargets:
         Output index of the CTC blank.
     test_search : callable
         Partial of a ``speechbrain.decoders.ctc.CTCBaseSearcher`` subclass.
+    scoring_filter : callable
+        Maps a word list to the words scored, applied to hypotheses and references alike
+        (e.g. a GLM normaliser for Switchboard); None scores the words as they are.
     """
 
     error_key = "WER"
 
-    def __init__(self, tokenizer: Callable, blank_index: int = 0, test_search: Callable = None):
+    def __init__(
+        self,
+        tokenizer: Callable,
+        blank_index: int = 0,
+        test_search: Callable = None,
+        scoring_filter: Callable[[List[str]], List[str]] = None,
+    ):
         self.make_tokenizer = tokenizer
         self.blank_index = blank_index
         self.test_search = test_search
+        self.scoring_filter = scoring_filter
         self.tokenizer = None
 
     def prepare(self) -> None:
@@ -165,7 +217,7 @@ class CTCTargets:
 
     def add_to_dataset(
         self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int
-    ) -> List[str]:
+    ) -> DatasetItems:
         """Tokenize every transcript now, refusing empty ones and unknown characters, and add
         the ``words`` and ``tokens`` items."""
         tokens = {}
@@ -197,7 +249,7 @@ class CTCTargets:
             return tokens[utt_id]
 
         dataset.add_dynamic_item(token_pipeline)
-        return ["words", "tokens"]
+        return DatasetItems(["words", "tokens"], set(tokens))
 
     def hard_loss(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> torch.Tensor:
         """SpeechBrain's CTC loss (mean over utterances of the loss per target unit)."""
@@ -234,13 +286,17 @@ class WordErrorRates:
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
         hypotheses = self.targets.decode(logits.detach(), lengths, self.search)
         references = [words.split() for words in batch.words]
+        if self.targets.scoring_filter is not None:
+            hypotheses = [self.targets.scoring_filter(words) for words in hypotheses]
+            references = [self.targets.scoring_filter(words) for words in references]
         self.wer.append(batch.id, hypotheses, references)
         self.cer.append(batch.id, hypotheses, references)
 
     def summarize(self) -> Dict[str, float]:
         return {"WER": self.wer.summarize("error_rate"), "CER": self.cer.summarize("error_rate")}
 
-    def write(self, folder: Path) -> None:
-        """``wer_test.txt``: per-utterance alignments and totals, as SpeechBrain recipes write."""
-        with open(folder / "wer_test.txt", "w") as wer_file:
+    def write(self, folder: Path, test_set: str) -> None:
+        """``wer_<test_set>.txt``: per-utterance alignments and totals, as SpeechBrain recipes
+        write."""
+        with open(folder / f"wer_{test_set}.txt", "w") as wer_file:
             self.wer.write_stats(wer_file)

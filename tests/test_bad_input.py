@@ -10,7 +10,7 @@ import soundfile as sf
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from blend_modules.alignments import read_alignments, write_alignments
-from blend_modules.data import check_manifest
+from blend_modules.data import check_manifest, segment_lengths
 from blend_modules.targets import FrameTargets
 
 HOP = 80  # 10 ms at 8 kHz
@@ -36,15 +36,15 @@ def write_manifest(path, rows):
         writer.writerows(rows)
 
 
-def check_corpus(manifest, alignments):
+def check_corpus(manifest, alignments, **target_options):
     """The checks dataio_prepare runs on a split: audio, then its frame targets."""
-    num_samples = check_manifest(manifest, 8000)
+    num_samples = segment_lengths(check_manifest(manifest, 8000))
     write_alignments(manifest.parent / "valid.ali", alignments)
-    targets = FrameTargets(31, {"valid": manifest.parent / "valid.ali"})
+    targets = FrameTargets(31, {"valid": manifest.parent / "valid.ali"}, **target_options)
     dataset = DynamicItemDataset.from_csv(
         str(manifest), replacements={"data_root": str(manifest.parent)}
     )
-    targets.add_to_dataset(dataset, "valid", manifest, num_samples, HOP)
+    return targets.add_to_dataset(dataset, "valid", manifest, num_samples, HOP)
 
 
 def wav_of(manifest, row):
@@ -105,14 +105,25 @@ def test_utterance_without_alignment(corpus):
         check_corpus(manifest, alignments)
 
 
-def test_alignment_for_unknown_utterance(corpus):
+def test_unaligned_utterances_can_be_skipped(corpus):
     manifest, rows, alignments = corpus
-    write_manifest(manifest, rows[:-1])
-    with pytest.raises(
-        ValueError,
-        match=rf"valid.ali: alignments of 1 utterance\(s\) not in .*valid.csv, e.g. '{rows[-1]['ID']}'",
-    ):
-        check_corpus(manifest, alignments)
+    write_manifest(manifest, rows[:-1])  # the alignment file also covers an utterance more
+    del alignments[rows[0]["ID"]]
+    items = check_corpus(manifest, alignments, skip_unaligned=True)
+    assert items.utterances == {row["ID"] for row in rows[1:-1]}
+
+
+def test_frame_tolerance_absorbs_kaldi_edges_only(corpus):
+    manifest, rows, alignments = corpus
+    write_manifest(manifest, rows)
+    utt_id = rows[1]["ID"]
+    alignments[utt_id] = alignments[utt_id][1:-2]  # 3 frames short, like snip-edges
+    assert check_corpus(manifest, alignments, frame_tolerance=3).utterances == {
+        row["ID"] for row in rows
+    }
+    alignments[utt_id] = alignments[utt_id][:-1]
+    with pytest.raises(ValueError, match=rf"'{utt_id}' has \d+ frames.*frame_tolerance 3"):
+        check_corpus(manifest, alignments, frame_tolerance=3)
 
 
 def test_alignment_with_wrong_frame_count(corpus):

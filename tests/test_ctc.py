@@ -17,7 +17,7 @@ from speechbrain.decoders.ctc import CTCBeamSearcher
 from speechbrain.nnet.losses import ctc_loss
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 
-from blend_modules.data import check_manifest
+from blend_modules.data import check_manifest, segment_lengths
 from blend_modules.losses import blend_loss, teacher_topk
 from blend_modules.targets import CTCTargets
 
@@ -129,7 +129,7 @@ def corpus_with(tiny_hparams, tmp_path, words_of_first):
 )
 def test_bad_transcripts_are_refused(tiny_hparams, targets, tmp_path, words, message):
     manifest, utt_id = corpus_with(tiny_hparams, tmp_path, words)
-    num_samples = check_manifest(manifest, 8000)
+    num_samples = segment_lengths(check_manifest(manifest, 8000))
     dataset = DynamicItemDataset.from_csv(str(manifest))
     with pytest.raises(ValueError, match=rf"valid.csv: utterance '{utt_id}' {message}"):
         targets.add_to_dataset(dataset, "valid", manifest, num_samples, 80)
