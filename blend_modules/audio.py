@@ -110,7 +110,9 @@ def readable_audio(path: PathLike, cache_folder: PathLike, sph2pipe: str = "sph2
     return cached
 
 
-def read_segment(path: PathLike, start: int = 0, stop: int = None, channel: int = 0) -> torch.Tensor:
+def read_segment(
+    path: PathLike, start: int = 0, stop: int = None, channel: int = 0
+) -> torch.Tensor:
     """Samples ``[start, stop)`` of one channel of an audio file, as a float32 tensor."""
     samples, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     return torch.from_numpy(samples[:, channel].copy())

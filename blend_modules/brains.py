@@ -127,8 +127,10 @@ class FrameBrain(sb.Brain):
             )
         else:
             self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current,
-                            "test set": self.test_set},
+                stats_meta={
+                    "Epoch loaded": self.hparams.epoch_counter.current,
+                    "test set": self.test_set,
+                },
                 test_stats=stats,
             )
             if sb.utils.distributed.if_main_process():

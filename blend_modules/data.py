@@ -92,7 +92,9 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
                 "(or give a 'channel' column)."
             )
         if not 0 <= channel < info.channels:
-            raise ValueError(f"{where}: {path} has no channel {channel} ({info.channels} channels).")
+            raise ValueError(
+                f"{where}: {path} has no channel {channel} ({info.channels} channels)."
+            )
         if not 0 <= start < stop <= info.frames:
             raise ValueError(
                 f"{where}: segment [{start / sample_rate:.3f}, {stop / sample_rate:.3f}] s is "

@@ -19,6 +19,15 @@ logger = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"
 
 
+def load_hparams(argv: List[str]) -> Tuple[str, Dict, Dict, str]:
+    """Parse ``hparams.yaml --key=value ...``: the YAML path, its hparams, run options and
+    overrides."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    return hparams_file, hparams, run_opts, overrides
+
+
 def setup_experiment(argv: List[str]) -> Tuple[Dict, Dict]:
     """Parse ``hparams.yaml --key=value ...``, create the output folder, run data preparation.
 
@@ -26,9 +35,7 @@ def setup_experiment(argv: List[str]) -> Tuple[Dict, Dict]:
     run once on the main process, so the scripts do not depend on the corpus; then the
     ``targets`` prepare what they need (e.g. train the tokenizer).
     """
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams_file, hparams, run_opts, overrides = load_hparams(argv)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -72,14 +79,14 @@ def fit_and_test(
         datasets["test"], min_key=error_key, test_loader_kwargs=hparams["eval_dataloader_opts"]
     )
     best = brain.checkpointer.find_checkpoint(min_key=error_key)
-    valid_keys = [key for key in best.meta if key != "epoch"]
+    best_valid = next(epoch["valid"] for epoch in history if epoch["epoch"] == best.meta["epoch"])
     summary = {
         "model": hparams["model_name"],
         "seed": hparams["seed"],
         "parameters": count_parameters(brain.modules.model),
         "train_time_s": round(train_seconds, 1),
         "best_epoch": best.meta["epoch"],
-        **{f"valid_{key}": best.meta[key] for key in valid_keys},
+        **{f"valid_{key}": value for key, value in best_valid.items()},
         **{
             # one test set keeps plain test_<metric> keys; several are told apart by name
             f"test_{key}" if name == "test" else f"test_{name}_{key}": value

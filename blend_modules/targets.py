@@ -109,7 +109,12 @@ class FrameTargets:
             logger.info(
                 "%s: %d of %d utterances without alignment in %s (left out), %d padded or "
                 "trimmed by up to %d frames.",
-                split, skipped, len(num_samples), path, adjusted, self.frame_tolerance,
+                split,
+                skipped,
+                len(num_samples),
+                path,
+                adjusted,
+                self.frame_tolerance,
             )
         if not labels:
             raise ValueError(f"{manifest}: no utterance has an alignment in {path}.")

@@ -85,10 +85,16 @@ class GLMNormalizer:
     _RULE = re.compile(r"^\s*\[([^]]+)\]\s*=>\s*(\{[^}]*\}|\[[^]]*\]|\S+)\s*/\s*(.*?)\s*$")
 
     def __init__(self, glm: str = None):
-        self.rules: Dict[Tuple[str, ...], List[str]] = {}
-        if glm is not None:
-            self.rules = self.read_rules(Path(glm))
-        self.longest = max((len(source) for source in self.rules), default=0)
+        self.glm = glm
+        self._rules: Dict[Tuple[str, ...], List[str]] = None
+
+    @property
+    def rules(self) -> Dict[Tuple[str, ...], List[str]]:
+        """The GLM's rules, read on first use (data preparation may write the file later)."""
+        if self._rules is None:
+            self._rules = {} if self.glm is None else self.read_rules(Path(self.glm))
+            self.longest = max((len(source) for source in self._rules), default=0)
+        return self._rules
 
     def read_rules(self, path: Path) -> Dict[Tuple[str, ...], List[str]]:
         """The file's context-free rules, lower-cased: source words -> replacement words."""
@@ -112,12 +118,12 @@ class GLMNormalizer:
 
     def __call__(self, words: Sequence[str]) -> List[str]:
         """Map ``words`` by the rules (longest match first), then drop non-words."""
-        mapped, position = [], 0
+        rules, mapped, position = self.rules, [], 0
         while position < len(words):
             for size in range(min(self.longest, len(words) - position), 0, -1):
                 source = tuple(word.lower() for word in words[position : position + size])
-                if source in self.rules:
-                    mapped.extend(self.rules[source])
+                if source in rules:
+                    mapped.extend(rules[source])
                     position += size
                     break
             else:

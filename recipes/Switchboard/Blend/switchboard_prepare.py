@@ -1,8 +1,8 @@
 """Switchboard-1 (LDC97S62) and eval2000 (LDC2002S09 + LDC2002T43) -> SpeechBrain manifests.
 
 Writes to ``save_folder``: ``train.csv`` and ``dev.csv`` (Switchboard segments from the ISIP ms98
-transcripts) and ``eval2000_swbd.csv`` / ``eval2000_callhome.csv`` (the Hub5'00 segments of
-``hub5e_00.pem`` with their ``.stm`` references). Each row is a segment of one channel of a
+transcripts), ``eval2000_swbd.csv`` / ``eval2000_callhome.csv`` (the Hub5'00 segments of
+``hub5e_00.pem`` with their ``.stm`` references) and ``eval2000.glm`` (the references' GLM). Each row is a segment of one channel of a
 conversation, read on the fly: ``ID, duration, wav, start, stop, channel, spk_id, words``.
 Utterance IDs are Kaldi s5c's (``sw02001-A_000098-001156``: side, start and end in
 centiseconds), so alignments made by a Kaldi recipe line up with them.
@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -33,6 +34,7 @@ from blend_modules.audio import readable_audio
 logger = logging.getLogger(__name__)
 
 OPTIONS_FILE = "prepare_options.json"
+GLM_FILE = "eval2000.glm"  # the reference's GLM, copied for scoring
 COLUMNS = ["ID", "duration", "wav", "start", "stop", "channel", "spk_id", "words"]
 CHANNELS = {"A": 0, "B": 1}
 SWBD_AUDIO = re.compile(r"^sw0(\d{4})\.sph$", re.IGNORECASE)
@@ -40,9 +42,14 @@ MS98_FILE = re.compile(r"^sw(\d{4})([AB])-ms98-a-trans\.text$")
 TIME_SLACK_S = 0.01  # transcripts round times; a segment may end this far past the audio
 
 
+def centiseconds(seconds: float) -> int:
+    """A time rounded to centiseconds, as Kaldi's segment IDs and ``segments`` files hold it."""
+    return int(100 * seconds + 0.5)
+
+
 def utterance_id(recording: str, side: str, start: float, stop: float) -> str:
     """Kaldi s5c's segment ID: ``<recording>-<side>_<start cs>-<end cs>``."""
-    return f"{recording}-{side}_{int(100 * start + 0.5):06d}-{int(100 * stop + 0.5):06d}"
+    return f"{recording}-{side}_{centiseconds(start):06d}-{centiseconds(stop):06d}"
 
 
 def prepare_switchboard(
@@ -167,7 +174,9 @@ def switchboard_rows(
         if channels != 2:
             raise ValueError(f"{sph_path}: {channels} channel(s), expected 2 (sides A and B).")
         for side, transcript in sorted(sides.items()):
-            rows += side_rows(transcript, f"sw0{conversation}", side, readable, duration, keep_noise)
+            rows += side_rows(
+                transcript, f"sw0{conversation}", side, readable, duration, keep_noise
+            )
     return sorted(rows, key=lambda row: row["ID"])
 
 
@@ -196,20 +205,29 @@ def side_rows(
                 )
             words = normalize_transcript(fields[3:], keep_noise)
             if words:
-                rows.append(segment_row(recording, side, wav, start, min(stop, duration), words))
+                rows.append(segment_row(recording, side, wav, start, stop, duration, words))
     return rows
 
 
 def segment_row(
-    recording: str, side: str, wav: Path, start: float, stop: float, words: List[str]
+    recording: str,
+    side: str,
+    wav: Path,
+    start: float,
+    stop: float,
+    audio_seconds: float,
+    words: List[str],
 ) -> Dict:
-    """One manifest row."""
+    """One manifest row; times rounded to centiseconds as in Kaldi's ``segments`` (so that
+    frame counts match those of Kaldi's alignments), the end clipped to the audio's."""
+    start_s = centiseconds(start) / 100
+    stop_s = min(centiseconds(stop) / 100, audio_seconds)
     return {
         "ID": utterance_id(recording, side, start, stop),
-        "duration": f"{stop - start:.3f}",
+        "duration": f"{stop_s - start_s:.6f}",
         "wav": str(wav),
-        "start": f"{start:.3f}",
-        "stop": f"{stop:.3f}",
+        "start": f"{start_s:.6f}",
+        "stop": f"{stop_s:.6f}",
         "channel": CHANNELS[side],
         "spk_id": f"{recording}-{side}",
         "words": " ".join(words),
@@ -235,7 +253,10 @@ def split_dev(rows: List[Dict], dev_utterances: int) -> Tuple[List[Dict], List[D
     train = [row for row, dev in zip(rows, in_dev) if not dev]
     dev = [row for row, dev in zip(rows, in_dev) if dev]
     logger.info(
-        "dev: %d segments of %d conversations; train: %d.", len(dev), len(dev_conversations), len(train)
+        "dev: %d segments of %d conversations; train: %d.",
+        len(dev),
+        len(dev_conversations),
+        len(train),
     )
     return train, dev
 
@@ -268,7 +289,9 @@ def eval2000_rows(
     without reference words, are left out and counted."""
     pem = find_one(eval2000_folder, "*.pem")
     stm = find_one(reference_folder, "*.stm")
+    shutil.copy(find_one(reference_folder, "*.glm"), audio_cache.parent / GLM_FILE)
     references = read_stm(stm)
+    sph_files = {path.stem: path for path in eval2000_folder.rglob("*.sph")}
     subsets, audio, left_out = {"swbd": [], "callhome": []}, {}, 0
     with open(pem, encoding="latin-1") as lines:
         for number, line in enumerate(lines, start=1):
@@ -276,17 +299,23 @@ def eval2000_rows(
                 continue
             fields = line.split()
             try:
-                recording, side, start, stop = fields[0], fields[1], float(fields[3]), float(fields[4])
+                recording, side, start, stop = (
+                    fields[0],
+                    fields[1],
+                    float(fields[3]),
+                    float(fields[4]),
+                )
                 channel = CHANNELS[side]
             except (IndexError, KeyError, ValueError) as error:
                 raise ValueError(
                     f"{pem}:{number}: expected 'recording A|B speaker start end', got {line.strip()!r}."
                 ) from error
             if recording not in audio:
-                sph = eval2000_folder / "english" / f"{recording}.sph"
-                if not sph.is_file():
-                    raise FileNotFoundError(f"{pem}:{number}: audio {sph} not found.")
-                audio[recording] = audio_info(sph, audio_cache, sph2pipe)
+                if recording not in sph_files:
+                    raise FileNotFoundError(
+                        f"{pem}:{number}: no audio {recording}.sph below {eval2000_folder}."
+                    )
+                audio[recording] = audio_info(sph_files[recording], audio_cache, sph2pipe)
             wav, duration, _ = audio[recording]
             if stop > duration + TIME_SLACK_S:
                 raise ValueError(
@@ -303,10 +332,12 @@ def eval2000_rows(
                 left_out += 1
                 continue
             subset = "swbd" if recording.startswith("sw") else "callhome"
-            subsets[subset].append(segment_row(recording, side, wav, start, min(stop, duration), words))
+            subsets[subset].append(segment_row(recording, side, wav, start, stop, duration, words))
     logger.info(
         "eval2000: %d swbd and %d callhome segments; %d without scored reference left out.",
-        len(subsets["swbd"]), len(subsets["callhome"]), left_out,
+        len(subsets["swbd"]),
+        len(subsets["callhome"]),
+        left_out,
     )
     for subset, rows in subsets.items():
         if not rows:

@@ -1,0 +1,70 @@
+"""Hybrid decoding with Kaldi: label priors from alignments, and a model's pseudo-log-likelihoods
+(log posterior - log prior per frame) written as a Kaldi ark/scp for ``latgen-faster-mapped``."""
+
+import logging
+from pathlib import Path
+from typing import Dict, Iterable, Mapping
+
+import kaldiio
+import numpy as np
+import torch
+
+from blend_modules.audio import read_segment
+from blend_modules.data import Segment
+
+logger = logging.getLogger(__name__)
+
+
+def label_counts(
+    alignments: Mapping[str, np.ndarray], num_labels: int, utterances: Iterable[str] = None
+) -> np.ndarray:
+    """How often each label occurs in the alignments (of ``utterances`` only, if given)."""
+    chosen = alignments.keys() if utterances is None else utterances
+    counts = np.zeros(num_labels, dtype=np.int64)
+    for utt_id in chosen:
+        counts += np.bincount(alignments[utt_id], minlength=num_labels)
+    return counts
+
+
+def log_priors(counts: np.ndarray, floor: float = 1e-10) -> np.ndarray:
+    """Log prior of each label from its counts; unseen labels get ``floor`` (their
+    pseudo-likelihoods would otherwise be infinite), as Kaldi's nnet1 ``--prior-floor`` does."""
+    priors = counts / counts.sum()
+    return np.log(np.maximum(priors, floor))
+
+
+def write_counts(path, counts: np.ndarray) -> None:
+    """Label counts as a Kaldi text vector (``[ c0 c1 ... ]``, like ``ali_train_pdf.counts``)."""
+    Path(path).write_text("[ " + " ".join(str(int(c)) for c in counts) + " ]\n")
+
+
+@torch.no_grad()
+def export_loglikes(
+    model: torch.nn.Module,
+    compute_features: torch.nn.Module,
+    segments: Mapping[str, Segment],
+    log_prior: np.ndarray,
+    out_prefix,
+    device: str = "cpu",
+) -> Dict[str, int]:
+    """Write ``out_prefix.ark`` and ``out_prefix.scp``: per utterance a ``[frames, labels]``
+    float32 matrix of log softmax - log prior, the input ``latgen-faster-mapped`` expects.
+
+    ``model`` maps ``([1, frames, features], lengths)`` to logits (a loaded ``Teacher``).
+    Returns the number of utterances and frames written.
+    """
+    model = model.to(device).eval()
+    log_prior = torch.from_numpy(log_prior).float().to(device)
+    out_prefix = Path(out_prefix)
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    frames = 0
+    with kaldiio.WriteHelper(f"ark,scp:{out_prefix}.ark,{out_prefix}.scp") as writer:
+        for utt_id, segment in segments.items():
+            wav = read_segment(*segment).to(device)[None]
+            features = compute_features(wav)
+            lengths = torch.tensor([features.shape[1]], device=device)
+            log_posteriors = torch.log_softmax(model(features, lengths)[0].float(), dim=-1)
+            writer(utt_id, (log_posteriors - log_prior).cpu().numpy())
+            frames += features.shape[1]
+    logger.info("Wrote %s.ark/.scp: %d utterances, %d frames.", out_prefix, len(segments), frames)
+    return {"utterances": len(segments), "frames": frames}
