@@ -1,13 +1,12 @@
 #!/usr/bin/env python3
 """Train a student (VGG-style CNN by default) on hard labels blended with a teacher's.
 
-Run from this folder, after train_teacher.py:
-    python train_blend.py hparams/cnn_blend.yaml [--key=value ...]   # blended CNN
-    python train_blend.py hparams/cnn.yaml                           # CNN on hard labels only
+Run from this folder, after train_teacher.py (with the same data overrides):
+    python train_blend.py hparams/cnn_blend.yaml [--key=value ...]      # frame targets
+    python train_blend.py hparams/cnn_ctc_blend.yaml [--key=value ...]  # CTC targets
+    python train_blend.py hparams/cnn_blend.yaml --hard_weight=1.0 --model_name=cnn  # no teacher
 
-The loss is ``hard_weight · CE(hard) + (1 - hard_weight) · CE(teacher top-k at T)``. With
-``teacher_mode: online`` the teacher runs inside each training step; with ``offline`` its
-top-k posteriors are dumped once to ``teacher_store`` and read back by utterance ID.
+The loss is ``hard_weight · hard loss + (1 - hard_weight) · CE(teacher top-k at T)``.
 """
 
 import sys

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Train the teacher: a frame classifier (BLSTM by default) on hard targets.
+"""Train the teacher (BLSTM by default) on Kaldi pdf alignments or CTC units.
 
 Run from this folder:
-    python train_teacher.py hparams/blstm.yaml [--key=value ...]
+    python train_teacher.py hparams/blstm.yaml --data_folder=... [--key=value ...]
+    python train_teacher.py hparams/blstm_ctc.yaml --data_folder=... [--key=value ...]
 
-The model, features and data preparation all come from the YAML; the best checkpoint on valid
-frame accuracy (or WER, for CTC targets) is what ``train_blend.py`` loads as the teacher.
+See README for the data paths every run needs.
 """
 
 import sys
