@@ -323,3 +323,31 @@ def test_alignment_import_with_kaldi_frame_counts(tmp_path):
     assert match_length(labels, 8).tolist() == [3, 3, 3, 4, 5, 5, 5, 5]
     assert match_length(labels, 4).tolist() == [3, 3, 4, 5]
     assert torch.equal(torch.from_numpy(match_length(labels, 5)), torch.tensor([3, 3, 4, 5, 5]))
+
+
+def test_cost_benchmark_runs():
+    """benchmarks/per_frame_cost.py on the small models (the README's numbers use the paper's)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "per_frame_cost.py"),
+            "--models",
+            "blstm_small",
+            "vgg_small",
+            "--num-labels",
+            "31",
+            "--batch",
+            "2",
+            "--frames",
+            "50",
+            "--steps",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()[1:]]
+    assert [row["model"] for row in rows] == ["blstm_small", "vgg_small"]
+    assert all(row["train_ms_per_1k_frames"] > 0 for row in rows)

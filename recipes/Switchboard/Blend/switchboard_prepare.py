@@ -297,19 +297,7 @@ def eval2000_rows(
         for number, line in enumerate(lines, start=1):
             if not line.strip() or line.startswith(";;"):
                 continue
-            fields = line.split()
-            try:
-                recording, side, start, stop = (
-                    fields[0],
-                    fields[1],
-                    float(fields[3]),
-                    float(fields[4]),
-                )
-                channel = CHANNELS[side]
-            except (IndexError, KeyError, ValueError) as error:
-                raise ValueError(
-                    f"{pem}:{number}: expected 'recording A|B speaker start end', got {line.strip()!r}."
-                ) from error
+            recording, side, start, stop, _ = segment_fields(line, pem, number)
             if recording not in audio:
                 if recording not in sph_files:
                     raise FileNotFoundError(
@@ -345,6 +333,22 @@ def eval2000_rows(
     return subsets
 
 
+def segment_fields(line: str, path: Path, number: int) -> Tuple[str, str, float, float, List[str]]:
+    """``recording side speaker start end rest...`` (a ``.pem`` or ``.stm`` line) ->
+    recording, side, start, end and the rest; ``ValueError`` naming the file and line if not."""
+    fields = line.split()
+    try:
+        recording, side, start, stop = fields[0], fields[1], float(fields[3]), float(fields[4])
+    except (IndexError, ValueError) as error:
+        raise ValueError(
+            f"{path}:{number}: expected 'recording side speaker start end ...', got "
+            f"{line.strip()!r}."
+        ) from error
+    if side not in CHANNELS:
+        raise ValueError(f"{path}:{number}: side {side!r} is not A or B.")
+    return recording, side, start, stop, fields[5:]
+
+
 def read_stm(stm: Path) -> Dict[Tuple[str, str], List[Tuple[float, float, List[str]]]]:
     """(recording, side) -> ``(start, end, reference words)`` of each segment of an ``.stm``
     file (``recording side speaker start end [<tags>] words``); a segment marked
@@ -354,20 +358,12 @@ def read_stm(stm: Path) -> Dict[Tuple[str, str], List[Tuple[float, float, List[s
         for number, line in enumerate(lines, start=1):
             if not line.strip() or line.startswith(";;"):
                 continue
-            fields = line.split()
-            try:
-                key, start, stop = (fields[0], fields[1]), float(fields[3]), float(fields[4])
-            except (IndexError, ValueError) as error:
-                raise ValueError(
-                    f"{stm}:{number}: expected 'recording side speaker start end words', got "
-                    f"{line.strip()!r}."
-                ) from error
-            words = fields[5:]
+            recording, side, start, stop, words = segment_fields(line, stm, number)
             if words and words[0].startswith("<"):
                 words = words[1:]
             if any(word.lower() == "ignore_time_segment_in_scoring" for word in words):
                 words = []
-            references[key].append((start, stop, reference_words(words)))
+            references[recording, side].append((start, stop, reference_words(words)))
     return references
 
 
