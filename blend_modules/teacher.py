@@ -8,25 +8,27 @@ no change.
 The offline store keeps, per utterance (keyed by utterance ID, never by batch position), the
 teacher's top-k label ids (int16/int32) and renormalised probabilities (float16), in numpy shards
 that are memory-mapped on read, plus ``metadata.json`` recording k, T, the label count, the
-teacher checkpoint and the feature settings. A store is only used by a run asking for exactly
-those settings.
+teacher checkpoint, the feature settings and each shard's SHA-256. A store is only used by a run
+asking for exactly those settings. Every file is written to a temporary name and renamed, and
+``metadata.json`` last, so a killed dump never looks complete and resumes at its missing shards.
 """
 
+import hashlib
 import json
 import logging
+import os
 import random
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
+from typing import Callable, Dict, Iterable, List, Tuple
 
 import numpy as np
 import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
-from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.data_pipeline import provides, takes
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from torch.nn.utils.rnn import pad_sequence
 
 from blend_modules.frames import frame_counts
@@ -35,7 +37,8 @@ from blend_modules.losses import teacher_confidence, teacher_topk
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.json"
-STORE_FORMAT = 1
+PLAN_FILE = "dump_plan.json"
+STORE_FORMAT = 2
 
 
 def feature_settings(features: Dict) -> Dict:
@@ -162,75 +165,207 @@ def store_metadata(teacher: Teacher, top_k: int, temperature: float, outputs: Di
     }
 
 
+def shard_plan(utterance_ids: List[str], utterances_per_shard: int) -> List[List[str]]:
+    """The utterances of each shard: consecutive runs of ``utterances_per_shard`` IDs, so a
+    resumed or distributed dump writes exactly the shards an uninterrupted one would."""
+    return [
+        utterance_ids[start : start + utterances_per_shard]
+        for start in range(0, len(utterance_ids), utterances_per_shard)
+    ]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomically(path: Path, write: Callable) -> None:
+    """Call ``write(stream)`` on a temporary file beside ``path``, then rename it to ``path``:
+    a killed process leaves the old file or none, never half of one."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as stream:
+        write(stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(partial, path)
+
+
+def shard_files(folder: Path, name: str) -> Dict[str, Path]:
+    """A shard's array files."""
+    return {part: folder / f"{name}_{part}.npy" for part in ("ids", "probs")}
+
+
+def verified_shard(folder: Path, name: str) -> Dict:
+    """The index of a completely written shard (``<name>.json``, written after its arrays)
+    whose arrays match their checksums, or None."""
+    index_path = folder / f"{name}.json"
+    if not index_path.is_file():
+        return None
+    index = json.loads(index_path.read_text())
+    for part, path in shard_files(folder, name).items():
+        if not path.is_file() or file_sha256(path) != index["sha256"][part]:
+            return None
+    return index
+
+
 @torch.no_grad()
-def dump_teacher_store(
+def dump_shard(
     teacher: Teacher,
     compute_features: torch.nn.Module,
-    batches: Iterable[PaddedBatch],
-    store_folder,
+    dataset,
+    utterance_ids: List[str],
+    folder: Path,
+    name: str,
     metadata: Dict,
-    device: str = "cpu",
-    utterances_per_shard: int = 2000,
+    device: str,
+    batch_size: int,
 ) -> Dict:
-    """Run the teacher once over ``batches`` (with ``id`` and ``sig``) and write its top-k store.
-
-    Returns the metadata written, which adds per-utterance shard offsets, bytes per frame and the
-    teacher's mean top-1 probability and entropy on these frames.
-    """
-    store_folder = Path(store_folder)
-    store_folder.mkdir(parents=True, exist_ok=True)
-    (store_folder / METADATA_FILE).unlink(missing_ok=True)  # a store without it is incomplete
-    teacher = teacher.to(device).eval()
+    """Run the teacher over one shard's utterances; write its arrays, then its index."""
+    position = {utt_id: i for i, utt_id in enumerate(dataset.data_ids)}
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, [position[utt_id] for utt_id in utterance_ids]),
+        batch_size=batch_size,
+        collate_fn=PaddedBatch,
+    )
     num_labels = metadata["outputs"]["num_labels"]
     id_dtype = np.int16 if num_labels <= np.iinfo(np.int16).max else np.int32
-    index, shard_ids, shard_probs, shards = {}, [], [], []
-    sums = {"top1": 0.0, "entropy": 0.0, "frames": 0}
-
-    def write_shard():
-        name = f"shard_{len(shards):05d}"
-        np.save(store_folder / f"{name}_ids.npy", np.concatenate(shard_ids))
-        np.save(store_folder / f"{name}_probs.npy", np.concatenate(shard_probs))
-        shards.append(name)
-        shard_ids.clear()
-        shard_probs.clear()
-
-    for batch in batches:
+    utterances, all_ids, all_probs, frames = {}, [], [], 0
+    sums = {"top1": 0.0, "entropy": 0.0}
+    for batch in loader:
         batch = batch.to(device)
         wavs, wav_lens = batch.sig
         lengths = frame_counts(wav_lens, wavs.shape[1], metadata["features"])
         logits = teacher(compute_features(wavs), lengths)
-        top1, entropy, frames = teacher_confidence(logits, lengths)
+        top1, entropy, _ = teacher_confidence(logits, lengths)
         sums["top1"] += top1.item()
         sums["entropy"] += entropy.item()
-        sums["frames"] += frames.item()
         topk_ids, topk_probs = teacher_topk(logits, metadata["top_k"], metadata["temperature"])
         for utt_id, ids, probs, length in zip(batch.id, topk_ids, topk_probs, lengths.tolist()):
-            if utt_id in index:
-                raise ValueError(f"Utterance '{utt_id}' appears twice in the data to store.")
-            start = sum(len(a) for a in shard_ids)
-            index[utt_id] = [len(shards), start, length]
-            shard_ids.append(ids[:length].cpu().numpy().astype(id_dtype))
-            shard_probs.append(probs[:length].cpu().numpy().astype(np.float16))
-            if len(shard_ids) >= utterances_per_shard:
-                write_shard()
-    if shard_ids:
-        write_shard()
+            utterances[utt_id] = [frames, length]
+            all_ids.append(ids[:length].cpu().numpy().astype(id_dtype))
+            all_probs.append(probs[:length].cpu().numpy().astype(np.float16))
+            frames += length
+    arrays = {"ids": np.concatenate(all_ids), "probs": np.concatenate(all_probs)}
+    checksums = {}
+    for part, path in shard_files(folder, name).items():
+        write_atomically(path, lambda stream: np.save(stream, arrays[part]))
+        checksums[part] = file_sha256(path)
+    index = {"utterances": utterances, "frames": frames, "sha256": checksums, **sums}
+    write_atomically(
+        folder / f"{name}.json", lambda stream: stream.write(json.dumps(index).encode())
+    )
+    return index
 
+
+def dump_teacher_store(
+    teacher: Teacher,
+    compute_features: torch.nn.Module,
+    dataset,
+    store_folder,
+    metadata: Dict,
+    device: str = "cpu",
+    utterances_per_shard: int = 2000,
+    batch_size: int = 8,
+) -> Dict:
+    """Run the teacher once over ``dataset`` (items ``id`` and ``sig``) and write its top-k
+    store; call it on every process.
+
+    Shards are fixed runs of ``utterances_per_shard`` utterances of the dataset's order; under
+    DDP, process r writes shards r, r + world size, ... (no overlap, none left out). Each shard
+    is written atomically (arrays, then an index with their SHA-256), so a dump killed midway
+    resumes at the shards that are missing or fail their checksum. The main process writes
+    ``metadata.json`` last: its presence means a complete store. Returns that metadata (adding
+    per-utterance offsets, shard checksums, bytes per frame and the teacher's mean top-1
+    probability and entropy).
+    """
+    store_folder = Path(store_folder)
+    rank, world_size = distributed_rank_and_size()
+    plan = {
+        **metadata,
+        "utterances_per_shard": utterances_per_shard,
+        "utterance_ids": hashlib.sha256("\n".join(dataset.data_ids).encode()).hexdigest(),
+    }
+    plan_path = store_folder / PLAN_FILE
+    if if_main_process():
+        store_folder.mkdir(parents=True, exist_ok=True)
+        (store_folder / METADATA_FILE).unlink(missing_ok=True)
+        if plan_path.is_file() and json.loads(plan_path.read_text()) != plan:
+            logger.info("%s holds a partial dump of another plan: starting over.", store_folder)
+            for stale in store_folder.glob("shard_*"):
+                stale.unlink()
+        write_atomically(plan_path, lambda stream: stream.write(json.dumps(plan).encode()))
+    ddp_barrier()
+
+    shards = shard_plan(list(dataset.data_ids), utterances_per_shard)
+    teacher = teacher.to(device).eval()
+    with dataset.output_keys_as(["id", "sig"]):
+        for number in range(rank, len(shards), world_size):
+            name = f"shard_{number:05d}"
+            if verified_shard(store_folder, name) is None:
+                dump_shard(
+                    teacher,
+                    compute_features,
+                    dataset,
+                    shards[number],
+                    store_folder,
+                    name,
+                    metadata,
+                    device,
+                    batch_size,
+                )
+                logger.info("Wrote %s/%s (%d utterances).", store_folder, name, len(shards[number]))
+            else:
+                logger.info("Kept %s/%s from an earlier dump.", store_folder, name)
+    ddp_barrier()
+
+    if if_main_process():
+        write_store_metadata(store_folder, metadata, len(shards))
+    ddp_barrier()
+    return json.loads((store_folder / METADATA_FILE).read_text())
+
+
+def write_store_metadata(store_folder: Path, metadata: Dict, num_shards: int) -> None:
+    """Merge the shard indices into ``metadata.json``, written last and atomically."""
+    names = [f"shard_{number:05d}" for number in range(num_shards)]
+    index, shards, sums = {}, [], {"top1": 0.0, "entropy": 0.0, "frames": 0}
+    for number, name in enumerate(names):
+        shard = verified_shard(store_folder, name)
+        if shard is None:
+            raise RuntimeError(f"{store_folder / name}: shard missing after the dump.")
+        shards.append({"name": name, "sha256": shard["sha256"]})
+        for utt_id, (start, length) in shard["utterances"].items():
+            index[utt_id] = [number, start, length]
+        for key in sums:
+            sums[key] += shard[key]
+    id_bytes = np.load(shard_files(store_folder, names[0])["ids"], mmap_mode="r").itemsize
     written = {
         **metadata,
         "shards": shards,
         "utterances": index,
         "frames": sums["frames"],
-        "bytes_per_frame": metadata["top_k"] * (np.dtype(id_dtype).itemsize + 2),
+        "bytes_per_frame": metadata["top_k"] * (id_bytes + 2),
         "teacher_top1": sums["top1"] / max(sums["frames"], 1),
         "teacher_entropy": sums["entropy"] / max(sums["frames"], 1),
     }
-    (store_folder / METADATA_FILE).write_text(json.dumps(written))
-    return written
+    write_atomically(
+        store_folder / METADATA_FILE, lambda stream: stream.write(json.dumps(written).encode())
+    )
+
+
+def distributed_rank_and_size() -> Tuple[int, int]:
+    """This process's rank and the number of processes (0, 1 without DDP)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 class TeacherStore:
-    """Reads a store written by :func:`dump_teacher_store`, refusing mismatched settings.
+    """Reads a store written by :func:`dump_teacher_store`, refusing mismatched settings and
+    corrupt or truncated shards (checked against their SHA-256 when opened).
 
     ``store[utt_id]`` gives ``(teacher_topk_ids, teacher_topk_probs)`` tensors ``[frames, k]``.
     """
@@ -252,6 +387,14 @@ class TeacherStore:
                 f"(key: (store, this run)): {mismatched}. Delete it, or set teacher_store "
                 "to another folder, to write a new one."
             )
+        for shard in self.metadata["shards"]:
+            for part, path in shard_files(self.folder, shard["name"]).items():
+                if not path.is_file() or file_sha256(path) != shard["sha256"][part]:
+                    raise ValueError(
+                        f"Teacher store shard {path} is missing, truncated or corrupt (SHA-256 "
+                        f"differs from {metadata_path}). Delete it and {metadata_path}: the "
+                        "next run rewrites only the missing shards."
+                    )
         self.shards = {}
 
     def check_covers(self, utterance_ids: Iterable[str]) -> None:
@@ -265,10 +408,9 @@ class TeacherStore:
 
     def _shard(self, number: int) -> Tuple[np.ndarray, np.ndarray]:
         if number not in self.shards:
-            name = self.metadata["shards"][number]
+            files = shard_files(self.folder, self.metadata["shards"][number]["name"])
             self.shards[number] = tuple(
-                np.load(self.folder / f"{name}_{part}.npy", mmap_mode="r")
-                for part in ("ids", "probs")
+                np.load(files[part], mmap_mode="r") for part in ("ids", "probs")
             )
         return self.shards[number]
 
@@ -293,11 +435,14 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
         teacher, hparams["top_k"], hparams["temperature"], hparams["targets"].outputs()
     )
     if not (folder / METADATA_FILE).is_file():
-        loader = make_dataloader(dataset, **hparams["eval_dataloader_opts"])
-        run_on_main(
-            dump_teacher_store,
-            args=[teacher, hparams["features"]["compute_features"], loader, folder, expected],
-            kwargs={"device": device},
+        dump_teacher_store(
+            teacher,
+            hparams["features"]["compute_features"],
+            dataset,
+            folder,
+            expected,
+            device=device,
+            batch_size=hparams["eval_dataloader_opts"].get("batch_size", 8),
         )
     store = TeacherStore(folder, expected)
     store.check_covers(dataset.data_ids)

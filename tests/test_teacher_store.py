@@ -114,9 +114,8 @@ def test_incomplete_store_and_missing_utterances(setup, tmp_path):
     with pytest.raises(ValueError, match="not a complete teacher store"):
         TeacherStore(tmp_path, {})
     metadata = store_metadata(teacher, TOP_K, TEMPERATURE, OUTPUTS)
-    valid_batches = [make_batch(datasets["valid"], [0, 1])]
     dump_teacher_store(
-        teacher, hparams["features"]["compute_features"], valid_batches, tmp_path, metadata
+        teacher, hparams["features"]["compute_features"], datasets["valid"], tmp_path, metadata
     )
     store = TeacherStore(tmp_path, metadata)
     with pytest.raises(
@@ -159,3 +158,61 @@ def test_loading_the_teacher_keeps_the_students_random_state(setup, trained_teac
         trained_teacher, hparams["features"], hparams["targets"]
     )  # its YAML seeds everything on load
     assert torch.equal(torch.rand(3), expected)
+
+
+def dump(hparams, teacher, dataset, folder):
+    """A store of ``dataset`` in shards of 3 utterances."""
+    metadata = store_metadata(teacher, TOP_K, TEMPERATURE, OUTPUTS)
+    compute_features = hparams["features"]["compute_features"]
+    dump_teacher_store(teacher, compute_features, dataset, folder, metadata, utterances_per_shard=3)
+    return metadata
+
+
+def test_partial_dump_resumes_at_the_missing_shards(setup, tmp_path):
+    hparams, teacher, datasets = setup
+    metadata = dump(hparams, teacher, datasets["train"], tmp_path)
+    complete = json.loads((tmp_path / "metadata.json").read_text())
+    assert len(complete["shards"]) == 4  # 12 utterances
+    stamps = {path.name: path.stat().st_mtime_ns for path in tmp_path.glob("shard_*")}
+    # as a kill during shard 2 leaves it: no metadata, shard 2 without its index, shard 3 absent
+    (tmp_path / "metadata.json").unlink()
+    (tmp_path / "shard_00002.json").unlink()
+    for path in tmp_path.glob("shard_00003*"):
+        path.unlink()
+    (tmp_path / "shard_00001_probs.npy").write_bytes(b"half a file")  # and a damaged one
+    dump(hparams, teacher, datasets["train"], tmp_path)
+    rewritten = {
+        path.name
+        for path in tmp_path.glob("shard_*")
+        if path.stat().st_mtime_ns != stamps.get(path.name)
+    }
+    assert rewritten == {
+        "shard_00001_ids.npy",
+        "shard_00001_probs.npy",
+        "shard_00001.json",
+        "shard_00002_ids.npy",
+        "shard_00002_probs.npy",
+        "shard_00002.json",
+        "shard_00003_ids.npy",
+        "shard_00003_probs.npy",
+        "shard_00003.json",
+    }  # shard 0 was complete and intact: kept
+    resumed = json.loads((tmp_path / "metadata.json").read_text())
+    assert resumed == complete  # same shards, offsets and checksums as the uninterrupted dump
+    TeacherStore(tmp_path, metadata)
+
+
+def test_corrupt_or_truncated_shard_is_named(setup, tmp_path):
+    hparams, teacher, datasets = setup
+    metadata = dump(hparams, teacher, datasets["train"], tmp_path)
+    shard = tmp_path / "shard_00002_probs.npy"
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit pattern in the last probability
+    shard.write_bytes(bytes(data))
+    with pytest.raises(
+        ValueError, match=r"shard .*shard_00002_probs.npy is missing, truncated or corrupt"
+    ):
+        TeacherStore(tmp_path, metadata)
+    shard.write_bytes(bytes(data[:100]))
+    with pytest.raises(ValueError, match=r"shard_00002_probs.npy is missing, truncated"):
+        TeacherStore(tmp_path, metadata)
