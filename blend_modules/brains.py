@@ -7,15 +7,24 @@ checkpoints are chosen on the targets' valid error (frame error, or WER).
 """
 
 import json
+import logging
+import random
 import time
 from pathlib import Path
 
+import numpy as np
 import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
 
 from blend_modules.frames import frame_counts, zero_padding
 from blend_modules.losses import BlendLoss, blend_loss, teacher_confidence, teacher_topk
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLoss(Exception):
+    """Raised within a training step whose loss is NaN or infinite, to skip that step."""
 
 
 @register_checkpoint_hooks
@@ -38,6 +47,33 @@ class EpochHistory:
     @mark_as_loader
     def _load(self, path, end_of_epoch):
         self.epochs = json.loads(Path(path).read_text())
+
+
+@register_checkpoint_hooks
+class RandomStates:
+    """The Python, numpy and torch random states, checkpointed so that a resumed run draws the
+    same dropout masks and shuffles as an uninterrupted one."""
+
+    @mark_as_saver
+    def _save(self, path):
+        torch.save(
+            {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.random.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+            path,
+        )
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch):
+        states = torch.load(path, weights_only=False)
+        random.setstate(states["python"])
+        np.random.set_state(states["numpy"])
+        torch.random.set_rng_state(states["torch"])
+        if states["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class FrameBrain(sb.Brain):
@@ -75,26 +111,69 @@ class FrameBrain(sb.Brain):
         return loss.total
 
     def track(self, logits, batch, lengths, loss: BlendLoss):
-        """Accumulate the targets' metrics and the two loss terms for this stage's log."""
+        """Accumulate the targets' metrics and the two loss terms for this stage's log (not
+        for a batch whose loss is not finite: training skips it)."""
+        if not torch.isfinite(loss.total):
+            return
         if self.metrics is not None:
             self.metrics.append(logits.detach(), batch, lengths)
         self.loss_terms["hard_loss"] += loss.hard.detach().item()
         self.loss_terms["soft_loss"] += loss.soft.detach().item()
         self.loss_terms["batches"] += 1
 
+    def check_loss_isfinite(self, loss):
+        """Raise ``NonFiniteLoss`` if the loss is NaN or infinite on any process (under DDP all
+        processes then skip the step together, or their gradient exchange would hang)."""
+        nonfinite = torch.tensor(float(not torch.isfinite(loss)), device=self.device)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(nonfinite, op=torch.distributed.ReduceOp.MAX)
+        if nonfinite.item():
+            raise NonFiniteLoss
+
+    def fit_batch(self, batch):
+        """SpeechBrain's training step, except that a batch whose loss is not finite is
+        skipped (no backward, no update; partly accumulated gradients are dropped) and counted
+        in the epoch's ``skipped_nonfinite``. More than ``nonfinite_patience`` (a SpeechBrain run
+        option, 3 by default) such batches in a row stop training with an error."""
+        try:
+            loss = super().fit_batch(batch)
+        except NonFiniteLoss:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.skipped_nonfinite += 1
+            self.nonfinite_in_a_row += 1
+            logger.warning(
+                "Skipped a training batch whose loss is not finite (utterances %s); %d skipped "
+                "this epoch.",
+                ", ".join(batch.id),
+                self.skipped_nonfinite,
+            )
+            if self.nonfinite_in_a_row > self.nonfinite_patience:
+                raise RuntimeError(
+                    f"{self.nonfinite_in_a_row} training batches in a row had a non-finite loss "
+                    f"(last: utterances {', '.join(batch.id)}); stopping. The last checkpoint is "
+                    "intact: lower lr, check these inputs, or train in fp32, then rerun."
+                )
+            return torch.tensor(self.avg_train_loss)  # leaves the running average unchanged
+        self.nonfinite_in_a_row = 0
+        return loss
+
     def on_stage_start(self, stage, epoch=None):
         """Reset this stage's metrics (and start the epoch's clock)."""
         if stage == sb.Stage.TRAIN:
             self.epoch_start = time.time()
+            self.skipped_nonfinite, self.nonfinite_in_a_row = 0, 0
         self.metrics = self.hparams.targets.metrics(stage)
         self.loss_terms = {"hard_loss": 0.0, "soft_loss": 0.0, "batches": 0}
 
-    def stage_stats(self, stage_loss) -> dict:
-        """Loss, its terms and frame accuracy of the stage that just ended."""
+    def stage_stats(self, stage, stage_loss) -> dict:
+        """Loss, its terms and metrics of the stage that just ended (and, for training, the
+        number of batches skipped for a non-finite loss)."""
         batches = max(self.loss_terms["batches"], 1)
         stats = {"loss": stage_loss}
         if self.metrics is not None:
             stats.update(self.metrics.summarize())
+        if stage == sb.Stage.TRAIN:
+            stats["skipped_nonfinite"] = self.skipped_nonfinite
         if self.loss_terms["soft_loss"] > 0:  # a teacher took part
             stats["hard_loss"] = self.loss_terms["hard_loss"] / batches
             stats["soft_loss"] = self.loss_terms["soft_loss"] / batches
@@ -102,7 +181,7 @@ class FrameBrain(sb.Brain):
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Log, anneal the learning rate on valid loss, keep the best checkpoint on valid."""
-        stats = self.stage_stats(stage_loss)
+        stats = self.stage_stats(stage, stage_loss)
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
@@ -145,10 +224,12 @@ class FrameBrain(sb.Brain):
         return self.test_stats
 
     def on_fit_start(self):
-        """Checkpoint the per-epoch history with the model (before resuming from a checkpoint)."""
+        """Checkpoint the per-epoch history and the random states with the model (before
+        resuming from a checkpoint)."""
         self.history = EpochHistory()
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("history", self.history)
+            self.checkpointer.add_recoverable("random_states", RandomStates())
         super().on_fit_start()
 
 
@@ -214,9 +295,9 @@ class BlendBrain(FrameBrain):
         super().on_stage_start(stage, epoch)
         self.teacher_stats = {"top1": 0.0, "entropy": 0.0, "frames": 0}
 
-    def stage_stats(self, stage_loss) -> dict:
+    def stage_stats(self, stage, stage_loss) -> dict:
         """Add the online teacher's mean top-1 probability and entropy to training stats."""
-        stats = super().stage_stats(stage_loss)
+        stats = super().stage_stats(stage, stage_loss)
         if self.teacher_stats["frames"]:
             stats["teacher_top1"] = self.teacher_stats["top1"] / self.teacher_stats["frames"]
             stats["teacher_entropy"] = self.teacher_stats["entropy"] / self.teacher_stats["frames"]

@@ -425,7 +425,8 @@ class TeacherStore:
 
 def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str = "cpu") -> Dict:
     """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_probs`` from the store
-    in ``hparams['teacher_store']``, dumping it first (on the main process) if it is absent.
+    in ``hparams['teacher_store']``, dumping it first if it is absent or partial (in shards of
+``teacher_store_shard_size`` utterances, 2000 by default, split across DDP processes).
 
     An existing store written with other settings is refused, never overwritten.
     Returns the store's metadata summary (bytes per frame, teacher confidence).
@@ -435,15 +436,17 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
         teacher, hparams["top_k"], hparams["temperature"], hparams["targets"].outputs()
     )
     if not (folder / METADATA_FILE).is_file():
-        dump_teacher_store(
-            teacher,
-            hparams["features"]["compute_features"],
-            dataset,
-            folder,
-            expected,
-            device=device,
-            batch_size=hparams["eval_dataloader_opts"].get("batch_size", 8),
-        )
+        with preserved_random_state():  # a resumed run skips the dump: draw the same numbers
+            dump_teacher_store(
+                teacher,
+                hparams["features"]["compute_features"],
+                dataset,
+                folder,
+                expected,
+                device=device,
+                utterances_per_shard=hparams["teacher_store_shard_size"],
+                batch_size=hparams["eval_dataloader_opts"].get("batch_size", 8),
+            )
     store = TeacherStore(folder, expected)
     store.check_covers(dataset.data_ids)
     summary = {
