@@ -223,6 +223,18 @@ class FrameBrain(sb.Brain):
             self.evaluate(dataset, **evaluate_kwargs)
         return self.test_stats
 
+    def _wrap_distributed(self):
+        """SpeechBrain's DDP wrapping, except on CPU, where PyTorch has no SyncBatchNorm: there
+        each process's batch norm uses its own batch statistics (running averages still come
+        from the main process's checkpoint), the rest is plain DDP over gloo."""
+        if not (self.distributed_launch and torch.device(self.device).type == "cpu"):
+            return super()._wrap_distributed()
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = torch.nn.parallel.DistributedDataParallel(
+                    module, find_unused_parameters=self.find_unused_parameters
+                )
+
     def on_fit_start(self):
         """Checkpoint the per-epoch history and the random states with the model (before
         resuming from a checkpoint)."""

@@ -20,9 +20,10 @@ SUMMARY_FILE = "summary.json"
 
 
 def load_hparams(argv: List[str]) -> Tuple[str, Dict, Dict, str]:
-    """Parse ``hparams.yaml --key=value ...``: the YAML path, its hparams, run options and
-    overrides."""
+    """Parse ``hparams.yaml --key=value ...`` (joining the DDP process group when started by
+    ``torchrun``): the YAML path, its hparams, run options and overrides."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)  # under torchrun: join the process group
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     return hparams_file, hparams, run_opts, overrides

@@ -317,7 +317,13 @@ def dump_teacher_store(
                     device,
                     batch_size,
                 )
-                logger.info("Wrote %s/%s (%d utterances).", store_folder, name, len(shards[number]))
+                logger.info(
+                    "Process %d wrote %s/%s (%d utterances).",
+                    rank,
+                    store_folder,
+                    name,
+                    len(shards[number]),
+                )
             else:
                 logger.info("Kept %s/%s from an earlier dump.", store_folder, name)
     ddp_barrier()
@@ -425,11 +431,11 @@ class TeacherStore:
 
 def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str = "cpu") -> Dict:
     """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_probs`` from the store
-    in ``hparams['teacher_store']``, dumping it first if it is absent or partial (in shards of
-``teacher_store_shard_size`` utterances, 2000 by default, split across DDP processes).
+        in ``hparams['teacher_store']``, dumping it first if it is absent or partial (in shards of
+    ``teacher_store_shard_size`` utterances, 2000 by default, split across DDP processes).
 
-    An existing store written with other settings is refused, never overwritten.
-    Returns the store's metadata summary (bytes per frame, teacher confidence).
+        An existing store written with other settings is refused, never overwritten.
+        Returns the store's metadata summary (bytes per frame, teacher confidence).
     """
     folder = Path(hparams["teacher_store"])
     expected = store_metadata(
