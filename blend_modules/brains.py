@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 import speechbrain as sb
 import torch
-from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, register_checkpoint_hooks
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
 
 from blend_modules.frames import frame_counts, zero_padding
 from blend_modules.losses import BlendLoss, blend_loss, teacher_confidence, teacher_topk
@@ -81,10 +85,17 @@ class FrameBrain(sb.Brain):
 
     def compute_features(self, batch):
         """Log mel filterbanks of the batch (before normalisation), relative wav lengths and
-        the number of real frames of each utterance."""
+        the number of real frames of each utterance; ``ValueError`` naming the utterances whose
+        features are not finite."""
         batch = batch.to(self.device)
         wavs, wav_lens = batch.sig
         features = self.hparams.features["compute_features"](wavs)
+        if not torch.isfinite(features).all():  # bad data, not a training accident: stop
+            bad = torch.isfinite(features).flatten(1).all(1).logical_not().nonzero().flatten()
+            raise ValueError(
+                "Features with NaN or inf values for utterance(s) "
+                f"{', '.join(batch.id[i] for i in bad.tolist())}: check their audio."
+            )
         return features, wav_lens, self.frame_lengths(batch)
 
     def model_logits(self, features, wav_lens, lengths):

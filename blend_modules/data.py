@@ -14,8 +14,10 @@ import csv
 from pathlib import Path
 from typing import Dict, NamedTuple
 
+import numpy as np
 import soundfile as sf
 import speechbrain as sb
+import torch
 from speechbrain.dataio.dataio import load_data_csv
 from speechbrain.dataio.sampler import DynamicBatchSampler
 
@@ -23,6 +25,7 @@ from blend_modules.audio import read_segment
 from blend_modules.frames import hop_samples
 
 REQUIRED_COLUMNS = ("ID", "duration", "wav")
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")  # the only sample formats that can hold NaN or inf
 
 
 class Segment(NamedTuple):
@@ -48,7 +51,8 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
 
     Raises ``ValueError`` naming the file, line and utterance for missing columns, duplicate
     IDs, audio that is missing, unreadable or not at ``sample_rate``, a multi-channel file
-    without a ``channel``, a channel the file lacks, or a segment outside the audio.
+    without a ``channel``, a channel the file lacks, a segment outside the audio, or NaN or
+    infinite samples (only floating-point files can hold them, so only those are read).
     """
     manifest = Path(manifest)
     if not manifest.is_file():
@@ -64,7 +68,7 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
     if not rows:
         raise ValueError(f"{manifest}: the manifest has no utterances.")
 
-    segments, audio_info = {}, {}
+    segments, audio_info, finite_checked = {}, {}, set()
     for line, row in enumerate(rows, start=2):
         utt_id, where = row["ID"], f"{manifest}:{line} (utterance '{row['ID']}')"
         if utt_id in segments:
@@ -95,6 +99,15 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
             raise ValueError(
                 f"{where}: {path} has no channel {channel} ({info.channels} channels)."
             )
+        if info.subtype in FLOAT_SUBTYPES and (path, channel) not in finite_checked:
+            samples, _ = sf.read(str(path), dtype="float32", always_2d=True)
+            bad = ~np.isfinite(samples[:, channel])
+            if bad.any():
+                raise ValueError(
+                    f"{where}: {path} channel {channel} has {int(bad.sum())} NaN or infinite "
+                    f"samples, the first at {int(np.argmax(bad)) / sample_rate:.3f} s."
+                )
+            finite_checked.add((path, channel))
         if not 0 <= start < stop <= info.frames:
             raise ValueError(
                 f"{where}: segment [{start / sample_rate:.3f}, {stop / sample_rate:.3f}] s is "
@@ -113,12 +126,16 @@ def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
     """Training dataloader options: with ``dynamic_batching``, a ``DynamicBatchSampler`` that
     groups utterances of similar duration (``dynamic_batch_sampler`` options, lengths in
     seconds), so batches stay shuffled but carry little padding; else ``train_dataloader_opts``."""
+    # A generator of its own stops the DataLoader from drawing each epoch's worker seed from
+    # the global random state, which a resumed run restores from its checkpoint: resuming in
+    # mid-epoch then replays the same dropout masks.
+    generator = {"generator": torch.Generator().manual_seed(hparams["seed"])}
     if not hparams["dynamic_batching"]:
-        return hparams["train_dataloader_opts"]
+        return {**hparams["train_dataloader_opts"], **generator}
     sampler = DynamicBatchSampler(
         dataset, length_func=lambda item: item["duration"], **hparams["dynamic_batch_sampler"]
     )
-    return {"batch_sampler": sampler}
+    return {"batch_sampler": sampler, **generator}
 
 
 def test_manifests(hparams: Dict) -> Dict[str, str]:

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
-from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from torch.nn.utils.rnn import pad_sequence
 
+from blend_modules.checkpoints import CompleteCheckpointer
 from blend_modules.frames import frame_counts
 from blend_modules.losses import teacher_confidence, teacher_topk
 
@@ -124,7 +124,7 @@ def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Tea
             f"{describe_outputs(student_targets.outputs())}."
         )
     model, normalize = teacher_hparams["model"], teacher_hparams["normalize"]
-    checkpointer = Checkpointer(
+    checkpointer = CompleteCheckpointer(
         teacher_folder / "save", recoverables={"model": model, "normalizer": normalize}
     )
     checkpoint = checkpointer.find_checkpoint(min_key=teacher_targets.error_key)

@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
-from blend_modules.alignments import read_alignments, write_alignments
-from blend_modules.audio import read_segment, readable_audio, sphere_header
-from blend_modules.data import check_manifest
-from blend_modules.frames import num_frames
 from switchboard_tree import (
     SW2001A_EXPECTED,
     conversation_audio,
     make_switchboard_tree,
     write_sphere,
 )
+
+from blend_modules.alignments import read_alignments, write_alignments
+from blend_modules.audio import read_segment, readable_audio, sphere_header
+from blend_modules.data import check_manifest
+from blend_modules.frames import num_frames
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "Switchboard" / "Blend"

@@ -28,7 +28,10 @@ OUTPUTS = {"kind": "frame", "num_labels": 31}
 def setup(tiny_hparams, trained_teacher, tmp_path_factory):
     hparams = dict(tiny_hparams)
     hparams.update(
-        top_k=TOP_K, temperature=TEMPERATURE, teacher_store=tmp_path_factory.mktemp("store")
+        top_k=TOP_K,
+        temperature=TEMPERATURE,
+        teacher_store=tmp_path_factory.mktemp("store"),
+        teacher_store_shard_size=5,
     )
     teacher = load_teacher(trained_teacher, hparams["features"], hparams["targets"])
     datasets = dataio_prepare(hparams)
