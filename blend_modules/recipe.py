@@ -62,10 +62,10 @@ def count_parameters(module) -> int:
 def fit_and_test(
     brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None
 ) -> Dict:
-    """Train with validation, test the best checkpoint (lowest valid error of the targets: frame
-    error or WER) on each test set, and write ``summary.json`` in the output folder: valid and test metrics,
-    parameter count, training time (all epochs, also those of an interrupted earlier run) and
-    per-epoch history."""
+    """Train with validation, test the best checkpoint (lowest valid error of the targets:
+    frame error or WER) on each test set, and write ``summary.json`` in the output folder:
+    valid and test metrics, parameter count, training time (all epochs, also those of an
+    interrupted earlier run) and per-epoch history."""
     error_key = hparams["targets"].error_key
     brain.fit(
         brain.hparams.epoch_counter,

@@ -1,9 +1,10 @@
 """Switchboard-1 (LDC97S62) and eval2000 (LDC2002S09 + LDC2002T43) -> SpeechBrain manifests.
 
-Writes to ``save_folder``: ``train.csv`` and ``dev.csv`` (Switchboard segments from the ISIP ms98
-transcripts), ``eval2000_swbd.csv`` / ``eval2000_callhome.csv`` (the Hub5'00 segments of
-``hub5e_00.pem`` with their ``.stm`` references) and ``eval2000.glm`` (the references' GLM). Each row is a segment of one channel of a
-conversation, read on the fly: ``ID, duration, wav, start, stop, channel, spk_id, words``.
+Writes to ``save_folder``: ``train.csv`` and ``dev.csv`` (Switchboard segments from the ISIP
+ms98 transcripts), ``eval2000_swbd.csv`` / ``eval2000_callhome.csv`` (the Hub5'00 segments of
+``hub5e_00.pem`` with their ``.stm`` references) and ``eval2000.glm`` (the references' GLM).
+Each row is a segment of one channel of a conversation, read on the fly:
+``ID, duration, wav, start, stop, channel, spk_id, words``.
 Utterance IDs are Kaldi s5c's (``sw02001-A_000098-001156``: side, start and end in
 centiseconds), so alignments made by a Kaldi recipe line up with them.
 
