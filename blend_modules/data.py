@@ -125,7 +125,8 @@ def segment_lengths(segments: Dict[str, Segment]) -> Dict[str, int]:
 def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
     """Training dataloader options: with ``dynamic_batching``, a ``DynamicBatchSampler`` that
     groups utterances of similar duration (``dynamic_batch_sampler`` options, lengths in
-    seconds), so batches stay shuffled but carry little padding; else ``train_dataloader_opts``."""
+    seconds), so batches stay shuffled but carry little padding, with the other
+    ``train_dataloader_opts`` (e.g. ``num_workers``); else ``train_dataloader_opts``."""
     # A generator of its own stops the DataLoader from drawing each epoch's worker seed from
     # the global random state, which a resumed run restores from its checkpoint: resuming in
     # mid-epoch then replays the same dropout masks.
@@ -135,7 +136,13 @@ def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
     sampler = DynamicBatchSampler(
         dataset, length_func=lambda item: item["duration"], **hparams["dynamic_batch_sampler"]
     )
-    return {"batch_sampler": sampler, **generator}
+    # the sampler makes the batches; other options (num_workers, ...) still apply
+    other_options = {
+        key: value
+        for key, value in hparams["train_dataloader_opts"].items()
+        if key not in ("batch_size", "shuffle", "drop_last")
+    }
+    return {**other_options, "batch_sampler": sampler, **generator}
 
 
 def test_manifests(hparams: Dict) -> Dict[str, str]:
