@@ -1,4 +1,5 @@
-"""The FSDD connected-digits preparation: deterministic, idempotent, frame targets that fit."""
+"""The FSDD connected-digits preparation: deterministic, idempotent, frame targets that fit;
+and the training dataloader options built from it."""
 
 import csv
 import filecmp
@@ -76,3 +77,19 @@ def test_pauses_are_not_digital_zeros(tiny_hparams):
     row = next(csv.DictReader(open(manifest)))
     audio, _ = sf.read(row["wav"].replace("$data_root", str(manifest.parent)))
     assert (audio[:400] != 0).mean() > 0.5
+
+
+def test_dynamic_batching_keeps_the_other_loader_options(tiny_hparams):
+    from speechbrain.dataio.sampler import DynamicBatchSampler
+
+    from blend_modules.data import dataio_prepare, train_loader_kwargs
+
+    hparams = dict(
+        tiny_hparams,
+        dynamic_batching=True,
+        dynamic_batch_sampler={"max_batch_length": 10, "num_buckets": 2, "shuffle": True},
+        train_dataloader_opts={"batch_size": 4, "shuffle": True, "num_workers": 2},
+    )
+    kwargs = train_loader_kwargs(dataio_prepare(hparams)["train"], hparams)
+    assert isinstance(kwargs["batch_sampler"], DynamicBatchSampler)
+    assert kwargs["num_workers"] == 2 and "batch_size" not in kwargs and "shuffle" not in kwargs
