@@ -210,9 +210,7 @@ def poisoned_brain(tiny_hparams, tmp_path, poisoned, **run_opts):
     return brain, dataio_prepare(hparams), hparams
 
 
-def test_nonfinite_batches_are_skipped_and_counted(tiny_hparams, tmp_path):
-    first_id = dataio_prepare(tiny_hparams)["train"][0]["id"]
-    brain, datasets, hparams = poisoned_brain(tiny_hparams, tmp_path, [first_id])
+def fit_one_epoch(brain, datasets, hparams):
     brain.fit(
         brain.hparams.epoch_counter,
         datasets["train"],
@@ -220,6 +218,12 @@ def test_nonfinite_batches_are_skipped_and_counted(tiny_hparams, tmp_path):
         train_loader_kwargs=hparams["train_dataloader_opts"],
         valid_loader_kwargs=hparams["eval_dataloader_opts"],
     )
+
+
+def test_nonfinite_batches_are_skipped_and_counted(tiny_hparams, tmp_path):
+    first_id = dataio_prepare(tiny_hparams)["train"][0]["id"]
+    brain, datasets, hparams = poisoned_brain(tiny_hparams, tmp_path, [first_id])
+    fit_one_epoch(brain, datasets, hparams)
     train = brain.history.epochs[0]["train"]
     assert train["skipped_nonfinite"] == 1
     assert np.isfinite(train["loss"]) and np.isfinite(train["frame_acc"])
@@ -232,13 +236,7 @@ def test_persistent_nonfinite_loss_stops_training(tiny_hparams, tmp_path):
         tiny_hparams, tmp_path, train_ids, nonfinite_patience=1
     )
     with pytest.raises(RuntimeError, match=r"2 training batches in a row had a non-finite loss"):
-        brain.fit(
-            brain.hparams.epoch_counter,
-            datasets["train"],
-            datasets["valid"],
-            train_loader_kwargs=hparams["train_dataloader_opts"],
-            valid_loader_kwargs=hparams["eval_dataloader_opts"],
-        )
+        fit_one_epoch(brain, datasets, hparams)
 
 
 def test_nonfinite_features_name_the_utterance(tiny_hparams, tmp_path):

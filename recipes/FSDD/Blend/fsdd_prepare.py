@@ -19,7 +19,6 @@ Authors: blend contributors
 """
 
 import csv
-import json
 import logging
 import os
 from pathlib import Path
@@ -30,13 +29,13 @@ import soundfile as sf
 
 from blend_modules.alignments import write_alignments
 from blend_modules.frames import num_frames
+from blend_modules.preparation import finish_preparation, is_prepared, start_preparation
 
 logger = logging.getLogger(__name__)
 
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 STATES_PER_DIGIT = 3
 SAMPLE_RATE = 8000
-OPTIONS_FILE = "prepare_options.json"
 
 
 def label_names() -> List[str]:
@@ -101,9 +100,7 @@ def prepare_fsdd(
         "hop_length_ms": hop_length_ms,
         "seed": seed,
     }
-    save_folder = Path(save_folder)
-    options_path = save_folder / OPTIONS_FILE
-    if options_path.exists() and json.loads(options_path.read_text()) == options:
+    if is_prepared(save_folder, options):
         logger.info("FSDD corpus already prepared in %s, skipping.", save_folder)
         return
     if set(speakers) != set(utterances):
@@ -114,9 +111,8 @@ def prepare_fsdd(
     if noise_colour not in ("white", "pink"):
         raise ValueError(f"noise_colour must be 'white' or 'pink', got {noise_colour!r}.")
 
-    # Invalidate first: an interrupted run must never look prepared.
-    options_path.unlink(missing_ok=True)
-    (save_folder / "wav").mkdir(parents=True, exist_ok=True)
+    save_folder = start_preparation(save_folder)
+    (save_folder / "wav").mkdir(exist_ok=True)
     hop_samples = int(round(SAMPLE_RATE * hop_length_ms / 1000))
     clips = load_clips(Path(data_folder) / "recordings", [s for v in speakers.values() for s in v])
     rng = np.random.default_rng(seed)
@@ -161,7 +157,7 @@ def prepare_fsdd(
     (save_folder / "labels.txt").write_text(
         "".join(f"{name} {i}\n" for i, name in enumerate(label_names()))
     )
-    options_path.write_text(json.dumps(options, indent=2))
+    finish_preparation(save_folder, options)
 
 
 def load_clips(recordings: Path, speakers: Sequence[str]) -> Dict[str, List[List[np.ndarray]]]:

@@ -18,7 +18,6 @@ centiseconds), so alignments made by a Kaldi recipe line up with them.
 """
 
 import csv
-import json
 import logging
 import os
 import re
@@ -31,10 +30,10 @@ import soundfile as sf
 from swbd_text import normalize_transcript, reference_words
 
 from blend_modules.audio import readable_audio
+from blend_modules.preparation import finish_preparation, is_prepared, start_preparation
 
 logger = logging.getLogger(__name__)
 
-OPTIONS_FILE = "prepare_options.json"
 GLM_FILE = "eval2000.glm"  # the reference's GLM, copied for scoring
 COLUMNS = ["ID", "duration", "wav", "start", "stop", "channel", "spk_id", "words"]
 CHANNELS = {"A": 0, "B": 1}
@@ -96,16 +95,13 @@ def prepare_switchboard(
         "dev_utterances": dev_utterances,
         "max_duplicates": max_duplicates,
     }
-    save_folder = Path(save_folder)
-    options_path = save_folder / OPTIONS_FILE
-    if options_path.exists() and json.loads(options_path.read_text()) == options:
+    if is_prepared(save_folder, options):
         logger.info("Switchboard already prepared in %s, skipping.", save_folder)
         return
     for name in ("data_folder", "transcripts_folder", "eval2000_folder"):
         if not Path(options[name]).is_dir():
             raise FileNotFoundError(f"{name} {options[name]} is not a folder.")
-    options_path.unlink(missing_ok=True)  # an interrupted run must never look prepared
-    save_folder.mkdir(parents=True, exist_ok=True)
+    save_folder = start_preparation(save_folder)
     audio_cache = save_folder / "audio"
 
     audio = find_swbd_audio(Path(data_folder))
@@ -118,7 +114,7 @@ def prepare_switchboard(
         Path(eval2000_folder), Path(eval2000_reference_folder), audio_cache, sph2pipe
     ).items():
         write_manifest(save_folder / f"eval2000_{subset}.csv", subset_rows)
-    options_path.write_text(json.dumps(options, indent=2))
+    finish_preparation(save_folder, options)
 
 
 def find_swbd_audio(data_folder: Path) -> Dict[str, Path]:

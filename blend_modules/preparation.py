@@ -1,0 +1,27 @@
+"""Corpus preparation that runs once: it is redone only when its options change, and a run
+killed midway never leaves a folder that looks prepared."""
+
+import json
+from pathlib import Path
+from typing import Dict
+
+OPTIONS_FILE = "prepare_options.json"
+
+
+def is_prepared(save_folder, options: Dict) -> bool:
+    """Whether ``save_folder`` holds a finished preparation made with exactly ``options``."""
+    options_path = Path(save_folder) / OPTIONS_FILE
+    return options_path.exists() and json.loads(options_path.read_text()) == options
+
+
+def start_preparation(save_folder) -> Path:
+    """Create ``save_folder`` and mark it unprepared until ``finish_preparation``."""
+    save_folder = Path(save_folder)
+    save_folder.mkdir(parents=True, exist_ok=True)
+    (save_folder / OPTIONS_FILE).unlink(missing_ok=True)
+    return save_folder
+
+
+def finish_preparation(save_folder, options: Dict) -> None:
+    """Record the options the finished preparation was made with."""
+    (Path(save_folder) / OPTIONS_FILE).write_text(json.dumps(options, indent=2))
