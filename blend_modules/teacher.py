@@ -165,12 +165,13 @@ def store_metadata(teacher: Teacher, top_k: int, temperature: float, outputs: Di
     }
 
 
-def shard_plan(utterance_ids: List[str], utterances_per_shard: int) -> List[List[str]]:
-    """The utterances of each shard: consecutive runs of ``utterances_per_shard`` IDs, so a
-    resumed or distributed dump writes exactly the shards an uninterrupted one would."""
+def shard_plan(num_utterances: int, utterances_per_shard: int) -> List[range]:
+    """The dataset positions of each shard: consecutive runs of ``utterances_per_shard``
+    utterances, so a resumed or distributed dump writes exactly the shards an uninterrupted one
+    would."""
     return [
-        utterance_ids[start : start + utterances_per_shard]
-        for start in range(0, len(utterance_ids), utterances_per_shard)
+        range(start, min(start + utterances_per_shard, num_utterances))
+        for start in range(0, num_utterances, utterances_per_shard)
     ]
 
 
@@ -217,17 +218,17 @@ def dump_shard(
     teacher: Teacher,
     compute_features: torch.nn.Module,
     dataset,
-    utterance_ids: List[str],
+    positions: range,
     folder: Path,
     name: str,
     metadata: Dict,
     device: str,
     batch_size: int,
 ) -> Dict:
-    """Run the teacher over one shard's utterances; write its arrays, then its index."""
-    position = {utt_id: i for i, utt_id in enumerate(dataset.data_ids)}
+    """Run the teacher over the utterances at ``positions`` of ``dataset``; write the shard's
+    arrays, then its index."""
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, [position[utt_id] for utt_id in utterance_ids]),
+        torch.utils.data.Subset(dataset, positions),
         batch_size=batch_size,
         collate_fn=PaddedBatch,
     )
@@ -300,7 +301,7 @@ def dump_teacher_store(
         write_atomically(plan_path, lambda stream: stream.write(json.dumps(plan).encode()))
     ddp_barrier()
 
-    shards = shard_plan(list(dataset.data_ids), utterances_per_shard)
+    shards = shard_plan(len(dataset), utterances_per_shard)
     teacher = teacher.to(device).eval()
     with dataset.output_keys_as(["id", "sig"]):
         for number in range(rank, len(shards), world_size):
@@ -339,9 +340,10 @@ def write_store_metadata(store_folder: Path, metadata: Dict, num_shards: int) ->
     names = [f"shard_{number:05d}" for number in range(num_shards)]
     index, shards, sums = {}, [], {"top1": 0.0, "entropy": 0.0, "frames": 0}
     for number, name in enumerate(names):
-        shard = verified_shard(store_folder, name)
-        if shard is None:
-            raise RuntimeError(f"{store_folder / name}: shard missing after the dump.")
+        index_path = store_folder / f"{name}.json"  # written after the arrays were hashed
+        if not index_path.is_file():
+            raise RuntimeError(f"{index_path}: shard missing after the dump.")
+        shard = json.loads(index_path.read_text())
         shards.append({"name": name, "sha256": shard["sha256"]})
         for utt_id, (start, length) in shard["utterances"].items():
             index[utt_id] = [number, start, length]
