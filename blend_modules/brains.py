@@ -8,11 +8,9 @@ checkpoints are chosen on the targets' valid error (frame error, or WER).
 
 import json
 import logging
-import random
 import time
 from pathlib import Path
 
-import numpy as np
 import speechbrain as sb
 import torch
 from speechbrain.utils.checkpoints import (
@@ -21,6 +19,7 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 
+from blend_modules.checkpoints import RandomStates
 from blend_modules.frames import frame_counts, zero_padding
 from blend_modules.losses import BlendLoss, blend_loss, teacher_confidence, teacher_topk
 
@@ -51,33 +50,6 @@ class EpochHistory:
     @mark_as_loader
     def _load(self, path, end_of_epoch):
         self.epochs = json.loads(Path(path).read_text())
-
-
-@register_checkpoint_hooks
-class RandomStates:
-    """The Python, numpy and torch random states, checkpointed so that a resumed run draws the
-    same dropout masks and shuffles as an uninterrupted one."""
-
-    @mark_as_saver
-    def _save(self, path):
-        torch.save(
-            {
-                "python": random.getstate(),
-                "numpy": np.random.get_state(),
-                "torch": torch.random.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            },
-            path,
-        )
-
-    @mark_as_loader
-    def _load(self, path, end_of_epoch):
-        states = torch.load(path, weights_only=False)
-        random.setstate(states["python"])
-        np.random.set_state(states["numpy"])
-        torch.random.set_rng_state(states["torch"])
-        if states["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
 
 
 class FrameBrain(sb.Brain):

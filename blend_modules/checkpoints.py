@@ -1,8 +1,19 @@
-"""Checkpoints that survive a kill while they are being written."""
+"""Checkpoints that survive a kill while they are being written, and the random states they
+carry so that a resumed run continues exactly as an uninterrupted one."""
 
 import logging
+import random
+from contextlib import contextmanager
+from typing import Dict
 
-from speechbrain.utils.checkpoints import Checkpointer
+import numpy as np
+import torch
+from speechbrain.utils.checkpoints import (
+    Checkpointer,
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
 from speechbrain.utils.distributed import if_main_process
 
 logger = logging.getLogger(__name__)
@@ -39,3 +50,46 @@ class CompleteCheckpointer(Checkpointer):
                 self.reported.add(checkpoint.path)
                 logger.warning("Ignoring %s: its saving was interrupted.", checkpoint.path)
         return checkpoints
+
+
+def random_states() -> Dict:
+    """The Python, numpy, torch (and CUDA) random states."""
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.random.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_random_states(states: Dict) -> None:
+    """Restore states taken by ``random_states``."""
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.random.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@contextmanager
+def preserved_random_state():
+    """Restore the random states on exit."""
+    states = random_states()
+    try:
+        yield
+    finally:
+        set_random_states(states)
+
+
+@register_checkpoint_hooks
+class RandomStates:
+    """The random states, checkpointed so that a resumed run draws the same dropout masks and
+    shuffles as an uninterrupted one."""
+
+    @mark_as_saver
+    def _save(self, path):
+        torch.save(random_states(), path)
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch):
+        set_random_states(torch.load(path, weights_only=False))

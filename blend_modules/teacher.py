@@ -17,8 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import random
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Tuple
 
@@ -30,7 +28,7 @@ from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from torch.nn.utils.rnn import pad_sequence
 
-from blend_modules.checkpoints import CompleteCheckpointer
+from blend_modules.checkpoints import CompleteCheckpointer, preserved_random_state
 from blend_modules.frames import frame_counts
 from blend_modules.losses import teacher_confidence, teacher_topk
 
@@ -72,21 +70,6 @@ class Teacher(torch.nn.Module):
         ]
         logits = pad_sequence(utterances, batch_first=True)
         return torch.nn.functional.pad(logits, (0, 0, 0, features.shape[1] - logits.shape[1]))
-
-
-@contextmanager
-def preserved_random_state():
-    """Restore the Python, numpy and torch random states on exit."""
-    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    try:
-        yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.random.set_rng_state(states[2])
-        if cuda_states is not None:
-            torch.cuda.set_rng_state_all(cuda_states)
 
 
 def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Teacher:
