@@ -1,4 +1,4 @@
-"""SpeechBrain ``Brain`` subclasses: one for hard targets, one that blends in a teacher.
+"""SpeechBrain ``Brain`` subclasses: the teacher's (hard targets) and the student's (blended).
 
 Both expect the hparams keys ``features`` (with ``compute_features``), ``targets`` (see
 :mod:`blend_modules.targets`), ``modules`` (``model`` and ``normalize``), ``lr_annealing``,
@@ -20,8 +20,14 @@ from speechbrain.utils.checkpoints import (
 )
 
 from blend_modules.checkpoints import RandomStates
-from blend_modules.frames import frame_counts, zero_padding
-from blend_modules.losses import BlendLoss, blend_loss, teacher_confidence, teacher_topk
+from blend_modules.frames import frame_counts, relative_lengths
+from blend_modules.losses import (
+    BlendLoss,
+    blend_loss,
+    soft_targets,
+    teacher_confidence,
+    teacher_topk,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +58,9 @@ class EpochHistory:
         self.epochs = json.loads(Path(path).read_text())
 
 
-class FrameBrain(sb.Brain):
-    """Trains a per-frame model on hard targets (the teacher, or a CNN baseline)."""
+class TeacherBrain(sb.Brain):
+    """Trains a per-frame model on hard targets: the teacher (and the base of the student's
+    Brain, which with ``hard_weight: 1.0`` trains the hard-label CNN baseline)."""
 
     def compute_features(self, batch):
         """Log mel filterbanks of the batch (before normalisation), relative wav lengths and
@@ -71,10 +78,11 @@ class FrameBrain(sb.Brain):
         return features, wav_lens, self.frame_lengths(batch)
 
     def model_logits(self, features, wav_lens, lengths):
-        """Normalise (updating global statistics while training), zero the padding, run the model."""
+        """Normalise (updating global statistics while training) and run the model, which
+        takes the relative frame lengths (its outputs do not depend on the padding)."""
         epoch = self.hparams.epoch_counter.current
         normalized = self.modules.normalize(features, wav_lens, epoch=epoch)
-        return self.modules.model(zero_padding(normalized, lengths))
+        return self.modules.model(normalized, relative_lengths(lengths, normalized.shape[1]))
 
     def compute_forward(self, batch, stage):
         """Per-frame logits ``[batch, frames, labels]``."""
@@ -206,18 +214,6 @@ class FrameBrain(sb.Brain):
             self.evaluate(dataset, **evaluate_kwargs)
         return self.test_stats
 
-    def _wrap_distributed(self):
-        """SpeechBrain's DDP wrapping, except on CPU, where PyTorch has no SyncBatchNorm: there
-        each process's batch norm uses its own batch statistics (running averages still come
-        from the main process's checkpoint), the rest is plain DDP over gloo."""
-        if not (self.distributed_launch and torch.device(self.device).type == "cpu"):
-            return super()._wrap_distributed()
-        for name, module in self.modules.items():
-            if any(p.requires_grad for p in module.parameters()):
-                self.modules[name] = torch.nn.parallel.DistributedDataParallel(
-                    module, find_unused_parameters=self.find_unused_parameters
-                )
-
     def on_fit_start(self):
         """Checkpoint the per-epoch history and the random states with the model (before
         resuming from a checkpoint)."""
@@ -228,13 +224,14 @@ class FrameBrain(sb.Brain):
         super().on_fit_start()
 
 
-class BlendBrain(FrameBrain):
+class StudentBrain(TeacherBrain):
     """Trains a student on ``λ · hard CE + (1-λ) · soft CE`` to the teacher's top-k labels.
 
-    The teacher's posteriors come either from ``teacher`` (online: run in eval mode under
-    ``no_grad`` on the same features), or from the batch's ``teacher_topk_ids`` and
-    ``teacher_topk_probs`` (offline store). With ``hard_weight: 1.0`` no teacher is needed and
-    this is a plain hard-target baseline. Validation and test always report the hard loss.
+    The teacher's top-k log-probabilities come either from ``teacher`` (online: run in eval
+    mode under ``no_grad`` on the same padded batch), or from the batch's ``teacher_topk_ids``
+    and ``teacher_topk_log_probs`` (offline store); both become soft targets at
+    ``temperature`` the same way. With ``hard_weight: 1.0`` no teacher is needed and this is a
+    plain hard-target baseline. Validation and test always report the hard loss.
     """
 
     def __init__(self, *args, teacher: torch.nn.Module = None, **kwargs):
@@ -259,19 +256,19 @@ class BlendBrain(FrameBrain):
             loss = blend_loss(hard, student_logits, lengths)
         else:
             if teacher_logits is not None:
-                teacher_topk_ids, teacher_topk_probs = teacher_topk(
-                    teacher_logits, self.hparams.top_k, self.hparams.temperature
+                teacher_topk_ids, teacher_topk_log_probs = teacher_topk(
+                    teacher_logits, self.hparams.top_k
                 )
                 self.track_teacher(teacher_logits, lengths)
             else:
                 teacher_topk_ids = batch.teacher_topk_ids.data
-                teacher_topk_probs = batch.teacher_topk_probs.data
+                teacher_topk_log_probs = batch.teacher_topk_log_probs.data
             loss = blend_loss(
                 hard,
                 student_logits,
                 lengths,
                 teacher_topk_ids,
-                teacher_topk_probs,
+                soft_targets(teacher_topk_log_probs, self.hparams.temperature),
                 hard_weight=self.hparams.hard_weight,
                 temperature=self.hparams.temperature,
             )

@@ -26,28 +26,45 @@ TEACHER_MODES = ("online", "offline")
 def check_blend_options(
     hard_weight: float, top_k: int, num_labels: int, temperature: float, teacher_mode: str
 ):
-    """Raise ``ValueError`` naming the YAML key for λ outside [0, 1], k outside [1, labels],
-    T <= 0 or an unknown teacher mode."""
-    if not 0.0 <= hard_weight <= 1.0:
-        raise ValueError(f"hard_weight (λ) must be in [0, 1], got {hard_weight}.")
-    if not 1 <= top_k <= num_labels:
-        raise ValueError(f"top_k must be in [1, num_labels={num_labels}], got {top_k}.")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}.")
+    """Raise ``ValueError`` naming the YAML key for λ outside [0, 1], k not an integer in
+    [1, labels], T not a number > 0 or an unknown teacher mode."""
+    if not _is_number(hard_weight) or not 0.0 <= hard_weight <= 1.0:
+        raise ValueError(f"hard_weight (λ) must be a number in [0, 1], got {hard_weight!r}.")
+    if not _is_integer(top_k) or not 1 <= top_k <= num_labels:
+        raise ValueError(f"top_k must be an integer in [1, num_labels={num_labels}], got {top_k!r}.")
+    if not _is_number(temperature) or not temperature > 0:
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
     if teacher_mode not in TEACHER_MODES:
         raise ValueError(f"teacher_mode must be one of {TEACHER_MODES}, got {teacher_mode!r}.")
 
 
-def teacher_topk(
-    teacher_logits: torch.Tensor, top_k: int, temperature: float = 1.0
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """The teacher's ``top_k`` most likely labels per frame and their renormalised probabilities.
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
-    Returns ``(teacher_topk_ids, teacher_topk_probs)``, both ``[batch, frames, top_k]``.
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def teacher_topk(teacher_logits: torch.Tensor, top_k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's ``top_k`` most likely labels per frame, most likely first, and their
+    log-probabilities at T = 1 (what the offline store keeps).
+
+    Returns ``(teacher_topk_ids, teacher_topk_log_probs)``, both ``[batch, frames, top_k]``.
     """
-    probs = torch.softmax(teacher_logits.float() / temperature, dim=-1)
-    topk_probs, topk_ids = probs.topk(top_k, dim=-1)
-    return topk_ids, topk_probs / topk_probs.sum(dim=-1, keepdim=True)
+    log_probs = torch.log_softmax(teacher_logits.float(), dim=-1)
+    topk_log_probs, topk_ids = log_probs.topk(top_k, dim=-1)
+    return topk_ids, topk_log_probs
+
+
+def soft_targets(teacher_topk_log_probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """The teacher's top-k distribution at ``temperature``, renormalised over the k labels.
+
+    Softmax at T, cut to the top k and renormalised, equals the softmax of the top-k logits (or
+    log-probabilities at T = 1, which differ from them by a constant per frame) divided by T:
+    so one store of top-k_max log-probabilities serves every k <= k_max and every T.
+    """
+    return torch.softmax(teacher_topk_log_probs.float() / temperature, dim=-1)
 
 
 def masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -99,8 +116,8 @@ def blend_loss(
     lengths : torch.Tensor
         ``[batch]`` number of real frames of each utterance.
     teacher_topk_ids, teacher_topk_probs : torch.Tensor
-        ``[batch, frames, k]`` from :func:`teacher_topk` (or the offline store); may be None
-        when ``hard_weight`` is 1.
+        ``[batch, frames, k]`` label ids (from :func:`teacher_topk` or the offline store) and
+        their probabilities at T (:func:`soft_targets`); may be None when ``hard_weight`` is 1.
     hard_weight : float
         λ, the weight of the hard-target term.
     temperature : float

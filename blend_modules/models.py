@@ -1,15 +1,117 @@
-"""Per-frame acoustic models that SpeechBrain does not ship as one module.
+"""Per-frame acoustic models whose outputs do not depend on how utterances are batched.
 
-The BLSTM teacher needs no code: it is a ``speechbrain.nnet.containers.Sequential`` of
-SpeechBrain's ``LSTM`` and ``Linear`` declared in YAML (``hparams/models/blstm_*.yaml``).
+Both take SpeechBrain's ``(inputs, lengths)`` with relative ``lengths``, and an utterance's
+outputs are the same alone or padded in a batch with longer ones (eval mode; in training,
+batch norm statistics are taken over real frames only). The teacher that labels data is then
+the teacher that trained, whatever the batching, and it can label padded batches.
 """
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
 
-from blend_modules.frames import num_frames, zero_padding
+from blend_modules.frames import num_frames, real_frames
+
+
+def reverse_within_lengths(inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence of ``[batch, frames, ...]`` within its own real frames (given by the
+    ``[batch, frames]`` mask), leaving the padding where it is. Its own inverse."""
+    lengths = mask.sum(1, keepdim=True)
+    steps = torch.arange(inputs.shape[1], device=inputs.device)[None, :]
+    order = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    return inputs.gather(1, order.view(*order.shape, *[1] * (inputs.dim() - 2)).expand_as(inputs))
+
+
+class BLSTM(nn.Module):
+    """Bidirectional LSTM layers whose backward direction starts at each utterance's last real
+    frame, not inside the padding.
+
+    A padded bidirectional ``nn.LSTM`` runs its backward direction from the end of the padded
+    batch, so an utterance's outputs depend on its batch-mates; packing the sequences fixes that
+    but measured 4-10x slower on CPU (``benchmarks/padding_invariance.py``). Here the backward
+    LSTM runs on each sequence reversed within its own length, so padding always trails and
+    never reaches a real frame: exact, at the speed of padded batches.
+
+    Arguments
+    ---------
+    input_size : int
+        Features per input frame.
+    hidden_size : int
+        Units per direction.
+    num_layers : int
+        Stacked bidirectional layers.
+    dropout : float
+        Dropout on the inputs of every layer but the first (as ``nn.LSTM``'s).
+
+    Example
+    -------
+    >>> blstm = BLSTM(40, 16, num_layers=2)
+    >>> blstm(torch.rand(3, 50, 40), torch.tensor([1.0, 0.5, 0.2])).shape
+    torch.Size([3, 50, 32])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0):
+        super().__init__()
+        sizes = [input_size] + [2 * hidden_size] * (num_layers - 1)
+        self.forward_lstms = nn.ModuleList(
+            nn.LSTM(size, hidden_size, batch_first=True) for size in sizes
+        )
+        self.backward_lstms = nn.ModuleList(
+            nn.LSTM(size, hidden_size, batch_first=True) for size in sizes
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, inputs: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``[batch, frames, input_size]`` and relative lengths to ``[batch, frames, 2 * hidden]``
+        (outputs beyond an utterance's length are meaningless)."""
+        mask = real_frames(inputs, lengths)
+        outputs = inputs
+        for layer, (forward_lstm, backward_lstm) in enumerate(
+            zip(self.forward_lstms, self.backward_lstms)
+        ):
+            if layer > 0:
+                outputs = self.dropout(outputs)
+            backward, _ = backward_lstm(reverse_within_lengths(outputs, mask))
+            forward, _ = forward_lstm(outputs)
+            outputs = torch.cat([forward, reverse_within_lengths(backward, mask)], dim=-1)
+        return outputs
+
+
+class MaskedBatchNorm2d(nn.Module):
+    """Batch norm over the channels of ``[batch, channels, frames, freq]`` maps whose training
+    statistics (batch and running) come from real frames only.
+
+    Not a subclass of ``nn.BatchNorm2d`` on purpose: SpeechBrain converts those to
+    ``SyncBatchNorm`` under DDP, which knows no mask; under DDP each process therefore
+    normalises with its own batch's statistics.
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("running_mean", torch.zeros(channels))
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, maps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Normalise ``maps``; ``mask`` is the ``[batch, frames]`` mask of real frames."""
+        if not self.training:
+            return nn.functional.batch_norm(
+                maps, self.running_mean, self.running_var, self.weight, self.bias, eps=self.eps
+            )
+        weights = mask[:, None, :, None].to(maps.dtype)
+        count = weights.sum() * maps.shape[3]
+        mean = (maps * weights).sum((0, 2, 3)) / count
+        centred = maps - mean[None, :, None, None]
+        var = (centred.square() * weights).sum((0, 2, 3)) / count
+        with torch.no_grad():  # running variance unbiased, as nn.BatchNorm2d keeps it
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            unbiased = var.detach() * count / (count - 1).clamp(min=1)
+            self.running_var.lerp_(unbiased, self.momentum)
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
 
 
 class VGGFrameCNN(nn.Module):
@@ -20,6 +122,10 @@ class VGGFrameCNN(nn.Module):
     field is the model's frame context: ``1 + 2 * sum(time_dilations)`` frames. Dilating in time
     widens that context at no cost in parameters or compute. A fully connected head maps each
     frame's (channels x frequency) map to ``num_labels`` logits.
+
+    Every map is zeroed beyond each utterance's length before the next convolution, so a padded
+    utterance sees the same zeros past its end as one alone; batch norm takes its training
+    statistics over real frames only (:class:`MaskedBatchNorm2d`).
 
     Arguments
     ---------
@@ -43,7 +149,7 @@ class VGGFrameCNN(nn.Module):
     Example
     -------
     >>> model = VGGFrameCNN(40, 31, [8, 8], [1, 2], [2, 2], [32])
-    >>> model(torch.rand(4, 100, 40)).shape
+    >>> model(torch.rand(4, 100, 40), torch.tensor([1.0, 0.9, 0.5, 0.3])).shape
     torch.Size([4, 100, 31])
     """
 
@@ -64,24 +170,25 @@ class VGGFrameCNN(nn.Module):
                 "channels, time_dilations and freq_pooling must have one entry per conv layer, "
                 f"got {len(channels)}, {len(time_dilations)} and {len(freq_pooling)}."
             )
-        layers, in_channels, freq_bins = [], 1, num_features
+        self.convs, self.norms, self.pools = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        in_channels, freq_bins = 1, num_features
         for out_channels, dilation, pool in zip(channels, time_dilations, freq_pooling):
-            layers += [
+            self.convs.append(
                 nn.Conv2d(
                     in_channels,
                     out_channels,
                     kernel_size=3,
                     padding=(dilation, 1),
                     dilation=(dilation, 1),
-                ),
-                nn.BatchNorm2d(out_channels),
-                activation(),
-            ]
-            if pool > 1:
-                layers.append(nn.MaxPool2d(kernel_size=(1, pool), ceil_mode=True))
-                freq_bins = -(-freq_bins // pool)
+                )
+            )
+            self.norms.append(MaskedBatchNorm2d(out_channels))
+            self.pools.append(
+                nn.MaxPool2d(kernel_size=(1, pool), ceil_mode=True) if pool > 1 else nn.Identity()
+            )
+            freq_bins = -(-freq_bins // pool)
             in_channels = out_channels
-        self.convs = nn.Sequential(*layers)
+        self.activation = activation()
 
         head, in_size = [], in_channels * freq_bins
         for hidden in hidden_sizes:
@@ -91,9 +198,16 @@ class VGGFrameCNN(nn.Module):
         self.head = nn.Sequential(*head)
         self.context_frames = 1 + 2 * sum(time_dilations)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Map ``[batch, frames, features]`` to ``[batch, frames, num_labels]`` logits."""
-        maps = self.convs(features.unsqueeze(1))  # [batch, channels, frames, freq]
+    def forward(
+        self, features: torch.Tensor, lengths: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Map ``[batch, frames, features]`` and relative lengths to ``[batch, frames,
+        num_labels]`` logits."""
+        mask = real_frames(features, lengths)
+        keep = mask[:, None, :, None].to(features.dtype)
+        maps = features.unsqueeze(1) * keep  # [batch, channels, frames, freq]
+        for conv, norm, pool in zip(self.convs, self.norms, self.pools):
+            maps = pool(self.activation(norm(conv(maps), mask)) * keep)
         batch, channels, frames, freq = maps.shape
         return self.head(maps.permute(0, 2, 1, 3).reshape(batch, frames, channels * freq))
 
@@ -102,7 +216,7 @@ class FeatureEncoder(nn.Module):
     """Waveforms to per-frame log-probabilities: features, normalisation, model.
 
     The ``encoder`` of the inference folder that ``speechbrain.inference.ASR.EncoderASR`` loads;
-    it applies exactly the training-time front end (padding set to zero after normalisation).
+    it applies exactly the training-time front end.
     """
 
     def __init__(
@@ -116,5 +230,5 @@ class FeatureEncoder(nn.Module):
         """``[batch, samples]`` waveforms and relative lengths to ``[batch, frames, labels]``."""
         features = self.normalize(self.compute_features(wavs), wav_lens)
         num_samples = torch.round(wav_lens * wavs.shape[1]).long()
-        lengths = num_frames(num_samples, self.hop_samples)
-        return torch.log_softmax(self.model(zero_padding(features, lengths)), dim=-1)
+        lengths = num_frames(num_samples, self.hop_samples).float() / features.shape[1]
+        return torch.log_softmax(self.model(features, lengths), dim=-1)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import List
 
 from blend_modules.alignments import read_alignments
-from blend_modules.brains import BlendBrain, FrameBrain
+from blend_modules.brains import StudentBrain, TeacherBrain
 from blend_modules.data import check_manifest, dataio_prepare
 from blend_modules.kaldi_export import (
     export_loglikes,
@@ -26,7 +26,7 @@ def train_teacher(argv: List[str]) -> dict:
     """Train a model on hard targets (the teacher): ``hparams.yaml [--key=value ...]``."""
     hparams, run_opts = setup_experiment(argv)
     datasets = dataio_prepare(hparams)
-    teacher_brain = FrameBrain(
+    teacher_brain = TeacherBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
         hparams=hparams,
@@ -64,7 +64,7 @@ def train_blend(argv: List[str]) -> dict:
             )
             teacher = None
 
-    student_brain = BlendBrain(
+    student_brain = StudentBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
         hparams=hparams,

@@ -6,17 +6,23 @@ and ``normalizer``. Any architecture declared that way can teach; the student's 
 no change.
 
 The offline store keeps, per utterance (keyed by utterance ID, never by batch position), the
-teacher's top-k label ids (int16/int32) and renormalised probabilities (float16), in numpy shards
-that are memory-mapped on read, plus ``metadata.json`` recording k, T, the label count, the
-teacher checkpoint, the feature settings and each shard's SHA-256. A store is only used by a run
-asking for exactly those settings. Every file is written to a temporary name and renamed, and
-``metadata.json`` last, so a killed dump never looks complete and resumes at its missing shards.
+teacher's ``k_max`` most likely label ids per frame (int16, or int32 beyond 32,768 labels) and
+their log-probabilities at T = 1 (float16): 4 · k_max bytes per frame. Any k <= k_max at any
+temperature is derived when reading (:func:`blend_modules.losses.soft_targets`), so one dump
+serves a whole sweep. ``metadata.json`` records k_max, the outputs, the teacher checkpoint (by
+name, so a results folder can move) and the feature settings; a run asking for anything else is
+refused. Every file is written to a temporary name and renamed, ``metadata.json`` last, so a
+killed dump never looks complete; a shard's SHA-256 is checked when it is written and when a
+dump resumes, and each utterance's CRC-32 when it is read, so opening a store costs only its
+metadata and corrupt data is refused before it trains a model.
 """
 
 import hashlib
+import io
 import json
 import logging
 import os
+import zlib
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Tuple
 
@@ -26,17 +32,16 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
-from torch.nn.utils.rnn import pad_sequence
 
 from blend_modules.checkpoints import CompleteCheckpointer, preserved_random_state
-from blend_modules.frames import frame_counts
+from blend_modules.frames import frame_counts, relative_lengths
 from blend_modules.losses import teacher_confidence, teacher_topk
 
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.json"
 PLAN_FILE = "dump_plan.json"
-STORE_FORMAT = 2
+STORE_FORMAT = 3
 
 
 def feature_settings(features: Dict) -> Dict:
@@ -45,13 +50,8 @@ def feature_settings(features: Dict) -> Dict:
 
 
 class Teacher(torch.nn.Module):
-    """A trained teacher: its own input normalisation followed by its model.
-
-    It runs on each utterance alone, so its posteriors never depend on how an utterance was
-    batched or padded (a BLSTM's backward pass would otherwise start in the padding). That makes
-    the online teacher and the offline store agree exactly; inference costs about 1.6x a padded
-    batch on CPU for the demo BLSTM.
-    """
+    """A trained teacher: its own input normalisation followed by its model, run on padded
+    batches (the models' outputs do not depend on batching, see :mod:`blend_modules.models`)."""
 
     def __init__(
         self, normalize: torch.nn.Module, model: torch.nn.Module, features: Dict, checkpoint: str
@@ -62,14 +62,10 @@ class Teacher(torch.nn.Module):
         self.checkpoint = checkpoint
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Per-frame logits ``[batch, frames, labels]`` (zero beyond each utterance's ``lengths``)
-        from unnormalised ``[batch, frames, features]``."""
-        utterances = [
-            self.model(self.normalize(features[i : i + 1, :length]))[0]
-            for i, length in enumerate(lengths.tolist())
-        ]
-        logits = pad_sequence(utterances, batch_first=True)
-        return torch.nn.functional.pad(logits, (0, 0, 0, features.shape[1] - logits.shape[1]))
+        """Per-frame logits ``[batch, frames, labels]`` from unnormalised ``[batch, frames,
+        features]`` and each utterance's number of real frames."""
+        relative = relative_lengths(lengths, features.shape[1])
+        return self.model(self.normalize(features, relative), relative)
 
 
 def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Teacher:
@@ -125,7 +121,8 @@ def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Tea
         teacher_targets.error_key,
         checkpoint.meta[teacher_targets.error_key],
     )
-    teacher = Teacher(normalize, model, teacher_hparams["features"], str(checkpoint.path.resolve()))
+    # the checkpoint's name, not its path: a results folder may move
+    teacher = Teacher(normalize, model, teacher_hparams["features"], checkpoint.path.name)
     return teacher.eval()
 
 
@@ -136,16 +133,20 @@ def describe_outputs(outputs: Dict) -> str:
     return f"{outputs['kind']} targets with {outputs['num_labels']} outputs{shown}"
 
 
-def store_metadata(teacher: Teacher, top_k: int, temperature: float, outputs: Dict) -> Dict:
+def store_metadata(teacher: Teacher, store_top_k: int, outputs: Dict) -> Dict:
     """What a store must have been written with to be used by this run."""
     return {
         "format": STORE_FORMAT,
-        "top_k": top_k,
-        "temperature": float(temperature),
+        "top_k": store_top_k,
         "outputs": outputs,
         "teacher_checkpoint": teacher.checkpoint,
         "features": teacher.feature_settings,
     }
+
+
+def label_id_dtype(num_labels: int) -> type:
+    """The narrowest integer type that holds every label id: int16 up to 32,768 labels."""
+    return np.int16 if num_labels - 1 <= np.iinfo(np.int16).max else np.int32
 
 
 def shard_plan(num_utterances: int, utterances_per_shard: int) -> List[range]:
@@ -180,12 +181,12 @@ def write_atomically(path: Path, write: Callable) -> None:
 
 def shard_files(folder: Path, name: str) -> Dict[str, Path]:
     """A shard's array files."""
-    return {part: folder / f"{name}_{part}.npy" for part in ("ids", "probs")}
+    return {part: folder / f"{name}_{part}.npy" for part in ("ids", "log_probs")}
 
 
 def verified_shard(folder: Path, name: str) -> Dict:
     """The index of a completely written shard (``<name>.json``, written after its arrays)
-    whose arrays match their checksums, or None."""
+    whose arrays match their SHA-256, or None (a dump then rewrites it)."""
     index_path = folder / f"{name}.json"
     if not index_path.is_file():
         return None
@@ -194,6 +195,22 @@ def verified_shard(folder: Path, name: str) -> Dict:
         if not path.is_file() or file_sha256(path) != index["sha256"][part]:
             return None
     return index
+
+
+def utterance_crc32(ids: np.ndarray, log_probs: np.ndarray) -> int:
+    """CRC-32 of one utterance's stored arrays, checked each time they are read."""
+    return zlib.crc32(np.ascontiguousarray(log_probs), zlib.crc32(np.ascontiguousarray(ids)))
+
+
+def write_array(path: Path, array: np.ndarray) -> str:
+    """Write ``array`` as ``.npy`` atomically, check what landed on disk, return its SHA-256."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    expected = hashlib.sha256(buffer.getbuffer()).hexdigest()
+    write_atomically(path, lambda stream: stream.write(buffer.getbuffer()))
+    if file_sha256(path) != expected:
+        raise RuntimeError(f"{path}: the file read back differs from what was written.")
+    return expected
 
 
 @torch.no_grad()
@@ -208,16 +225,18 @@ def dump_shard(
     device: str,
     batch_size: int,
 ) -> Dict:
-    """Run the teacher over the utterances at ``positions`` of ``dataset``; write the shard's
-    arrays, then its index."""
+    """Run the teacher over the utterances at ``positions`` of ``dataset`` in padded batches of
+    similar durations; write the shard's arrays, then its index."""
+    by_duration = sorted(
+        positions, key=lambda position: float(dataset.data[dataset.data_ids[position]]["duration"])
+    )
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, positions),
+        torch.utils.data.Subset(dataset, by_duration),
         batch_size=batch_size,
         collate_fn=PaddedBatch,
     )
-    num_labels = metadata["outputs"]["num_labels"]
-    id_dtype = np.int16 if num_labels <= np.iinfo(np.int16).max else np.int32
-    utterances, all_ids, all_probs, frames = {}, [], [], 0
+    id_dtype = label_id_dtype(metadata["outputs"]["num_labels"])
+    utterances, all_ids, all_log_probs, frames = {}, [], [], 0
     sums = {"top1": 0.0, "entropy": 0.0}
     for batch in loader:
         batch = batch.to(device)
@@ -227,18 +246,22 @@ def dump_shard(
         top1, entropy, _ = teacher_confidence(logits, lengths)
         sums["top1"] += top1.item()
         sums["entropy"] += entropy.item()
-        topk_ids, topk_probs = teacher_topk(logits, metadata["top_k"], metadata["temperature"])
-        for utt_id, ids, probs, length in zip(batch.id, topk_ids, topk_probs, lengths.tolist()):
-            utterances[utt_id] = [frames, length]
-            all_ids.append(ids[:length].cpu().numpy().astype(id_dtype))
-            all_probs.append(probs[:length].cpu().numpy().astype(np.float16))
+        topk_ids, topk_log_probs = teacher_topk(logits, metadata["top_k"])
+        for utt_id, ids, log_probs, length in zip(
+            batch.id, topk_ids, topk_log_probs, lengths.tolist()
+        ):
+            ids = ids[:length].cpu().numpy().astype(id_dtype)
+            log_probs = log_probs[:length].cpu().numpy().astype(np.float16)
+            utterances[utt_id] = [frames, length, utterance_crc32(ids, log_probs)]
+            all_ids.append(ids)
+            all_log_probs.append(log_probs)
             frames += length
-    arrays = {"ids": np.concatenate(all_ids), "probs": np.concatenate(all_probs)}
-    checksums = {}
-    for part, path in shard_files(folder, name).items():
-        write_atomically(path, lambda stream: np.save(stream, arrays[part]))
-        checksums[part] = file_sha256(path)
-    index = {"utterances": utterances, "frames": frames, "sha256": checksums, **sums}
+    arrays = {"ids": np.concatenate(all_ids), "log_probs": np.concatenate(all_log_probs)}
+    files = shard_files(folder, name)
+    checksums = {part: write_array(files[part], arrays[part]) for part in files}
+    sizes = {part: files[part].stat().st_size for part in files}
+    index = {"utterances": utterances, "frames": frames, "sha256": checksums, "bytes": sizes}
+    index.update(sums)
     write_atomically(
         folder / f"{name}.json", lambda stream: stream.write(json.dumps(index).encode())
     )
@@ -260,11 +283,11 @@ def dump_teacher_store(
 
     Shards are fixed runs of ``utterances_per_shard`` utterances of the dataset's order; under
     DDP, process r writes shards r, r + world size, ... (no overlap, none left out). Each shard
-    is written atomically (arrays, then an index with their SHA-256), so a dump killed midway
-    resumes at the shards that are missing or fail their checksum. The main process writes
-    ``metadata.json`` last: its presence means a complete store. Returns that metadata (adding
-    per-utterance offsets, shard checksums, bytes per frame and the teacher's mean top-1
-    probability and entropy).
+    is written atomically (arrays, then an index with their SHA-256 and each utterance's
+    CRC-32), so a dump killed midway resumes at the shards that are missing or fail their
+    SHA-256. The main process writes ``metadata.json`` last: its presence means a complete
+    store. Returns that metadata (adding per-utterance offsets and CRC-32s, shard sizes, bytes
+    per frame and the teacher's mean top-1 probability and entropy).
     """
     store_folder = Path(store_folder)
     rank, world_size = distributed_rank_and_size()
@@ -323,16 +346,16 @@ def write_store_metadata(store_folder: Path, metadata: Dict, num_shards: int) ->
     names = [f"shard_{number:05d}" for number in range(num_shards)]
     index, shards, sums = {}, [], {"top1": 0.0, "entropy": 0.0, "frames": 0}
     for number, name in enumerate(names):
-        index_path = store_folder / f"{name}.json"  # written after the arrays were hashed
+        index_path = store_folder / f"{name}.json"  # written after its arrays were checked
         if not index_path.is_file():
             raise RuntimeError(f"{index_path}: shard missing after the dump.")
         shard = json.loads(index_path.read_text())
-        shards.append({"name": name, "sha256": shard["sha256"]})
-        for utt_id, (start, length) in shard["utterances"].items():
-            index[utt_id] = [number, start, length]
+        shards.append({"name": name, "sha256": shard["sha256"], "bytes": shard["bytes"]})
+        for utt_id, (start, length, crc) in shard["utterances"].items():
+            index[utt_id] = [number, start, length, crc]
         for key in sums:
             sums[key] += shard[key]
-    id_bytes = np.load(shard_files(store_folder, names[0])["ids"], mmap_mode="r").itemsize
+    id_bytes = np.dtype(label_id_dtype(metadata["outputs"]["num_labels"])).itemsize
     written = {
         **metadata,
         "shards": shards,
@@ -355,18 +378,20 @@ def distributed_rank_and_size() -> Tuple[int, int]:
 
 
 class TeacherStore:
-    """Reads a store written by :func:`dump_teacher_store`, refusing mismatched settings and
-    corrupt or truncated shards (checked against their SHA-256 when opened).
+    """Reads a store written by :func:`dump_teacher_store`, refusing mismatched settings,
+    missing or truncated shard files (their sizes, when opened) and corrupt data (each
+    utterance's CRC-32, when read).
 
-    ``store[utt_id]`` gives ``(teacher_topk_ids, teacher_topk_probs)`` tensors ``[frames, k]``.
+    ``store[utt_id]`` gives ``(teacher_topk_ids, teacher_topk_log_probs)`` tensors
+    ``[frames, top_k]``, the ``top_k`` (<= the store's) most likely labels first.
     """
 
-    def __init__(self, store_folder, expected_metadata: Dict):
+    def __init__(self, store_folder, expected_metadata: Dict, top_k: int):
         self.folder = Path(store_folder)
-        metadata_path = self.folder / METADATA_FILE
-        if not metadata_path.is_file():
+        self.metadata_path = self.folder / METADATA_FILE
+        if not self.metadata_path.is_file():
             raise ValueError(f"{self.folder} is not a complete teacher store (no {METADATA_FILE}).")
-        self.metadata = json.loads(metadata_path.read_text())
+        self.metadata = json.loads(self.metadata_path.read_text())
         mismatched = {
             key: (self.metadata.get(key), value)
             for key, value in expected_metadata.items()
@@ -378,15 +403,23 @@ class TeacherStore:
                 f"(key: (store, this run)): {mismatched}. Delete it, or set teacher_store "
                 "to another folder, to write a new one."
             )
+        if top_k > self.metadata["top_k"]:
+            raise ValueError(
+                f"top_k {top_k} exceeds the {self.metadata['top_k']} labels per frame of teacher "
+                f"store {self.folder}: raise teacher_store_top_k (a new store is written)."
+            )
+        self.top_k = top_k
         for shard in self.metadata["shards"]:
             for part, path in shard_files(self.folder, shard["name"]).items():
-                if not path.is_file() or file_sha256(path) != shard["sha256"][part]:
-                    raise ValueError(
-                        f"Teacher store shard {path} is missing, truncated or corrupt (SHA-256 "
-                        f"differs from {metadata_path}). Delete it and {metadata_path}: the "
-                        "next run rewrites only the missing shards."
-                    )
+                if not path.is_file() or path.stat().st_size != shard["bytes"][part]:
+                    self._refuse(path, "is missing or truncated")
         self.shards = {}
+
+    def _refuse(self, path: Path, problem: str):
+        raise ValueError(
+            f"Teacher store shard {path} {problem}. Delete that shard's files and "
+            f"{self.metadata_path}: the next run rewrites only the missing shards."
+        )
 
     def check_covers(self, utterance_ids: Iterable[str]) -> None:
         """Raise ``ValueError`` naming an utterance that the store lacks."""
@@ -401,31 +434,38 @@ class TeacherStore:
         if number not in self.shards:
             files = shard_files(self.folder, self.metadata["shards"][number]["name"])
             self.shards[number] = tuple(
-                np.load(files[part], mmap_mode="r") for part in ("ids", "probs")
+                np.load(files[part], mmap_mode="r") for part in ("ids", "log_probs")
             )
         return self.shards[number]
 
     def __getitem__(self, utt_id: str) -> Tuple[torch.Tensor, torch.Tensor]:
-        shard, start, length = self.metadata["utterances"][utt_id]
-        ids, probs = self._shard(shard)
+        shard, start, length, crc = self.metadata["utterances"][utt_id]
+        ids, log_probs = (array[start : start + length] for array in self._shard(shard))
+        if utterance_crc32(ids, log_probs) != crc:
+            name = self.metadata["shards"][shard]["name"]
+            self._refuse(self.folder / name, f"holds corrupt data for utterance '{utt_id}'")
         return (
-            torch.from_numpy(ids[start : start + length].astype(np.int64)),
-            torch.from_numpy(probs[start : start + length].astype(np.float32)),
+            torch.from_numpy(ids[:, : self.top_k].astype(np.int64)),
+            torch.from_numpy(log_probs[:, : self.top_k].astype(np.float32)),
         )
 
 
 def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str = "cpu") -> Dict:
-    """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_probs`` from the store
-        in ``hparams['teacher_store']``, dumping it first if it is absent or partial (in shards of
-    ``teacher_store_shard_size`` utterances, 2000 by default, split across DDP processes).
+    """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_log_probs`` (the
+    teacher's ``top_k`` labels) from the store in ``hparams['teacher_store']``, dumping it first
+    if it is absent or partial: ``teacher_store_top_k`` labels per frame, in shards of
+    ``teacher_store_shard_size`` utterances split across DDP processes.
 
-        An existing store written with other settings is refused, never overwritten.
-        Returns the store's metadata summary (bytes per frame, teacher confidence).
+    An existing store written with other settings is refused, never overwritten. Returns the
+    store's metadata summary (bytes per frame, teacher confidence).
     """
     folder = Path(hparams["teacher_store"])
-    expected = store_metadata(
-        teacher, hparams["top_k"], hparams["temperature"], hparams["targets"].outputs()
-    )
+    expected = store_metadata(teacher, hparams["teacher_store_top_k"], hparams["targets"].outputs())
+    if hparams["top_k"] > hparams["teacher_store_top_k"]:
+        raise ValueError(
+            f"top_k {hparams['top_k']} exceeds teacher_store_top_k "
+            f"{hparams['teacher_store_top_k']}, the labels per frame the store keeps."
+        )
     if not (folder / METADATA_FILE).is_file():
         with preserved_random_state():  # a resumed run skips the dump: draw the same numbers
             dump_teacher_store(
@@ -438,7 +478,7 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
                 utterances_per_shard=hparams["teacher_store_shard_size"],
                 batch_size=hparams["eval_dataloader_opts"].get("batch_size", 8),
             )
-    store = TeacherStore(folder, expected)
+    store = TeacherStore(folder, expected, hparams["top_k"])
     store.check_covers(dataset.data_ids)
     summary = {
         key: store.metadata[key]
@@ -454,14 +494,14 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
     )
 
     @takes("id")
-    @provides("teacher_topk_ids", "teacher_topk_probs")
+    @provides("teacher_topk_ids", "teacher_topk_log_probs")
     def store_pipeline(utt_id):
-        teacher_topk_ids, teacher_topk_probs = store[utt_id]
+        teacher_topk_ids, teacher_topk_log_probs = store[utt_id]
         yield teacher_topk_ids
-        yield teacher_topk_probs
+        yield teacher_topk_log_probs
 
     dataset.add_dynamic_item(store_pipeline)
     dataset.set_output_keys(
-        [*dataset.pipeline.output_mapping, "teacher_topk_ids", "teacher_topk_probs"]
+        [*dataset.pipeline.output_mapping, "teacher_topk_ids", "teacher_topk_log_probs"]
     )
     return summary

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hyperpyyaml import load_hyperpyyaml
 
-from blend_modules.losses import blend_loss, frame_cross_entropy
+from blend_modules.losses import blend_loss, frame_cross_entropy, soft_targets, teacher_topk
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "FSDD" / "Blend"
@@ -64,3 +64,10 @@ def frame_blend(student, labels, lengths, *args, **kwargs):
     return blend_loss(
         frame_cross_entropy(student, labels, lengths), student, lengths, *args, **kwargs
     )
+
+
+def topk_targets(teacher_logits, top_k, temperature=1.0):
+    """The teacher's top-k label ids and their soft targets at ``temperature``, as blending
+    computes them."""
+    ids, log_probs = teacher_topk(teacher_logits, top_k)
+    return ids, soft_targets(log_probs, temperature)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
-from conftest import run_recipe, tiny_overrides
+from conftest import run_recipe, tiny_overrides, topk_targets
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataset import DynamicItemDataset
@@ -18,7 +18,7 @@ from speechbrain.nnet.losses import ctc_loss
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 
 from blend_modules.data import check_manifest, segment_lengths
-from blend_modules.losses import blend_loss, teacher_topk
+from blend_modules.losses import blend_loss
 from blend_modules.targets import CTCTargets
 
 DIGITS = "zero one two three four five six seven eight nine".split()
@@ -89,7 +89,7 @@ def test_ctc_blend_with_hard_weight_one_is_speechbrain_ctc(targets):
     tokens, token_lens = batch.tokens
     expected = ctc_loss(torch.log_softmax(logits, -1), tokens, lengths / 50, token_lens, 0)
     assert torch.allclose(hard, expected)
-    ids, probs = teacher_topk(torch.randn(3, 50, targets.num_labels), 4)
+    ids, probs = topk_targets(torch.randn(3, 50, targets.num_labels), 4)
     assert torch.allclose(
         blend_loss(hard, logits, lengths, ids, probs, hard_weight=1.0).total, expected
     )
@@ -101,7 +101,7 @@ def test_ctc_blend_with_hard_weight_one_is_speechbrain_ctc(targets):
 
 def test_teacher_with_another_frame_rate_is_refused(targets):
     logits, lengths = torch.randn(2, 40, 27), torch.tensor([40, 30])
-    ids, probs = teacher_topk(torch.randn(2, 20, 27), 3)  # a teacher that halves the frame rate
+    ids, probs = topk_targets(torch.randn(2, 20, 27), 3)  # a teacher that halves the frame rate
     with pytest.raises(ValueError, match=r"one output per feature frame"):
         blend_loss(torch.tensor(1.0), logits, lengths, ids, probs, hard_weight=0.5)
 

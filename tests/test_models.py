@@ -1,4 +1,5 @@
-"""Both architectures instantiate from the shared YAML and emit one output per input frame."""
+"""Both architectures instantiate from the shared YAML, emit one output per input frame, and
+give an utterance the same outputs alone or batched with longer ones."""
 
 import pytest
 import torch
@@ -20,6 +21,59 @@ def test_one_output_per_frame(path):
     model = load_model(path).eval()
     for frames in (1, 17, 50):
         assert model(torch.randn(2, frames, 40)).shape == (2, frames, 31)
+
+
+def padded_batch(utterances, extra_frames=0, fill=0.0):
+    """Utterances padded (with ``fill``) to the longest plus ``extra_frames``, and their
+    relative lengths."""
+    frames = max(len(u) for u in utterances) + extra_frames
+    batch = torch.full((len(utterances), frames, utterances[0].shape[1]), fill)
+    for i, utterance in enumerate(utterances):
+        batch[i, : len(utterance)] = utterance
+    return batch, torch.tensor([len(u) / frames for u in utterances])
+
+
+def without_dropout(model):
+    """Train mode (batch statistics) with dropout off, so outputs are deterministic."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.eval()
+    return model
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_outputs_do_not_depend_on_batching(path):
+    """Eval mode: an utterance alone equals the same utterance padded among longer ones."""
+    torch.manual_seed(0)
+    model = load_model(path).eval()
+    utterances = [torch.randn(frames, 40) for frames in (23, 80, 57)]
+    with torch.no_grad():
+        batch, lengths = padded_batch(utterances, extra_frames=9, fill=3.0)
+        batched = model(batch, lengths)
+        for i, utterance in enumerate(utterances):
+            alone = model(utterance[None], torch.ones(1))[0]
+            assert torch.allclose(batched[i, : len(utterance)], alone, atol=1e-5), (path, i)
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_training_statistics_ignore_padding(path):
+    """Train mode: outputs and batch-norm running statistics are the same whatever the amount
+    and content of the padding."""
+    torch.manual_seed(0)
+    utterances = [torch.randn(frames, 40) for frames in (31, 60)]
+    results = []
+    for extra_frames, fill in ((0, 0.0), (25, 7.0)):
+        torch.manual_seed(1)  # the same initial weights
+        model = without_dropout(load_model(path))
+        batch, lengths = padded_batch(utterances, extra_frames, fill)
+        outputs = model(batch, lengths)
+        buffers = [b.clone() for name, b in model.named_buffers() if "running" in name]
+        results.append(([outputs[i, : len(u)] for i, u in enumerate(utterances)], buffers))
+    (outputs, buffers), (padded_outputs, padded_buffers) = results
+    assert ("vgg" in path.stem) == bool(buffers)
+    for a, b in zip(outputs + buffers, padded_outputs + padded_buffers):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_cnn_context_is_its_receptive_field():

@@ -19,7 +19,7 @@ from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
-from blend_modules.brains import FrameBrain
+from blend_modules.brains import TeacherBrain
 from blend_modules.checkpoints import COMPLETE_MARKER
 from blend_modules.data import check_manifest, dataio_prepare
 
@@ -182,7 +182,7 @@ def test_interrupted_checkpoint_is_ignored(kill_corpus, reference_runs, tmp_path
     assert "its saving was interrupted" in result.stdout + result.stderr
 
 
-class PoisonedBrain(FrameBrain):
+class PoisonedBrain(TeacherBrain):
     """Makes the logits NaN on training batches holding a poisoned utterance."""
 
     poisoned = set()

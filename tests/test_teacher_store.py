@@ -3,16 +3,19 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
-from conftest import frame_blend
+from conftest import frame_blend, topk_targets
 from speechbrain.dataio.batch import PaddedBatch
 
+import blend_modules.teacher
 from blend_modules.data import dataio_prepare
 from blend_modules.frames import frame_counts
-from blend_modules.losses import teacher_topk
+from blend_modules.losses import soft_targets
 from blend_modules.targets import FrameTargets
 from blend_modules.teacher import (
+    Teacher,
     TeacherStore,
     attach_teacher_store,
     dump_teacher_store,
@@ -20,7 +23,7 @@ from blend_modules.teacher import (
     store_metadata,
 )
 
-TOP_K, TEMPERATURE = 4, 2.0
+TOP_K, TEMPERATURE, STORE_K = 4, 2.0, 8
 OUTPUTS = {"kind": "frame", "num_labels": 31}
 
 
@@ -30,6 +33,7 @@ def setup(tiny_hparams, trained_teacher, tmp_path_factory):
     hparams.update(
         top_k=TOP_K,
         temperature=TEMPERATURE,
+        teacher_store_top_k=STORE_K,
         teacher_store=tmp_path_factory.mktemp("store"),
         teacher_store_shard_size=5,
     )
@@ -47,20 +51,21 @@ def online_topk(hparams, teacher, batch):
     lengths = frame_counts(wav_lens, wavs.shape[1], hparams["features"])
     with torch.no_grad():
         logits = teacher(hparams["features"]["compute_features"](wavs), lengths)
-    return teacher_topk(logits, TOP_K, TEMPERATURE)
+    return topk_targets(logits, TOP_K, TEMPERATURE)
 
 
 def test_store_round_trip_and_online_equals_offline(setup):
     hparams, teacher, datasets = setup
     summary = attach_teacher_store(datasets["train"], teacher, hparams)
-    assert summary["bytes_per_frame"] == TOP_K * (2 + 2)  # int16 ids + float16 probs
+    assert summary["bytes_per_frame"] == STORE_K * (2 + 2)  # int16 ids + float16 log-probs
     assert 0 < summary["teacher_top1"] <= 1 and summary["teacher_entropy"] >= 0
 
     batch = make_batch(datasets["train"], [9, 2, 5])  # not a batch the store was dumped in
     online_ids, online_probs = online_topk(hparams, teacher, batch)
     labels, label_lens = batch.frame_labels
     lengths = torch.round(label_lens * labels.shape[1]).long()
-    stored_ids, stored_probs = batch.teacher_topk_ids.data, batch.teacher_topk_probs.data
+    stored_ids = batch.teacher_topk_ids.data
+    stored_probs = soft_targets(batch.teacher_topk_log_probs.data, TEMPERATURE)
     for i, length in enumerate(lengths.tolist()):
         assert stored_ids.shape[1] == online_ids.shape[1]
         assert torch.equal(stored_ids[i, :length], online_ids[i, :length])
@@ -80,11 +85,9 @@ def test_store_round_trip_and_online_equals_offline(setup):
 def test_store_is_keyed_by_utterance_not_batch(setup):
     hparams, teacher, datasets = setup
     attach_teacher_store(datasets["train"], teacher, hparams)
-    store = TeacherStore(
-        hparams["teacher_store"], store_metadata(teacher, TOP_K, TEMPERATURE, OUTPUTS)
-    )
+    store = TeacherStore(hparams["teacher_store"], store_metadata(teacher, STORE_K, OUTPUTS), TOP_K)
     last = datasets["train"][len(datasets["train"]) - 1]
-    ids, probs = store[last["id"]]
+    ids, _ = store[last["id"]]
     assert ids.shape == (len(last["frame_labels"]), TOP_K)
     online_ids, _ = online_topk(hparams, teacher, PaddedBatch([last]))
     assert torch.equal(ids, online_ids[0])
@@ -98,29 +101,54 @@ def test_teacher_posteriors_do_not_depend_on_batching(setup):
         alone_ids, alone_probs = online_topk(hparams, teacher, make_batch(datasets["train"], [i]))
         frames = alone_ids.shape[1]
         assert torch.equal(ids[i, :frames], alone_ids[0])
-        assert torch.allclose(probs[i, :frames], alone_probs[0], atol=1e-6)
+        assert torch.allclose(probs[i, :frames], alone_probs[0], atol=1e-5)
+
+
+def test_one_store_serves_every_k_and_temperature(setup):
+    hparams, teacher, datasets = setup
+    attach_teacher_store(datasets["train"], teacher, hparams)
+    stamps = {path: path.stat().st_mtime_ns for path in hparams["teacher_store"].iterdir()}
+    batch_ids = [7, 1]
+    for top_k, temperature in ((1, 1.0), (3, 4.0), (STORE_K, 0.5)):
+        dataset = dataio_prepare(hparams)["train"]
+        attach_teacher_store(dataset, teacher, dict(hparams, top_k=top_k, temperature=temperature))
+        batch = make_batch(dataset, batch_ids)
+        wavs, wav_lens = batch.sig
+        lengths = frame_counts(wav_lens, wavs.shape[1], hparams["features"])
+        with torch.no_grad():
+            logits = teacher(hparams["features"]["compute_features"](wavs), lengths)
+        online_ids, online_probs = topk_targets(logits, top_k, temperature)
+        stored_ids = batch.teacher_topk_ids.data
+        stored_probs = soft_targets(batch.teacher_topk_log_probs.data, temperature)
+        assert stored_ids.shape[-1] == top_k
+        for i, length in enumerate(lengths.tolist()):
+            assert torch.equal(stored_ids[i, :length], online_ids[i, :length])
+            assert torch.allclose(stored_probs[i, :length], online_probs[i, :length], atol=2e-3)
+    assert stamps == {p: p.stat().st_mtime_ns for p in hparams["teacher_store"].iterdir()}
 
 
 def test_store_with_other_settings_is_refused(setup, tmp_path):
     hparams, teacher, datasets = setup
     attach_teacher_store(datasets["train"], teacher, hparams)
-    with pytest.raises(ValueError, match=r"other settings.*'top_k': \(4, 8\)"):
-        TeacherStore(hparams["teacher_store"], store_metadata(teacher, 8, TEMPERATURE, OUTPUTS))
-    other = dict(hparams, top_k=8)
+    with pytest.raises(ValueError, match=r"other settings.*'top_k': \(8, 16\)"):
+        TeacherStore(hparams["teacher_store"], store_metadata(teacher, 16, OUTPUTS), TOP_K)
+    other = dict(hparams, teacher_store_top_k=16)
     with pytest.raises(ValueError, match="top_k"):
         attach_teacher_store(datasets["train"], teacher, other)  # refuses, never overwrites
-    assert json.loads((hparams["teacher_store"] / "metadata.json").read_text())["top_k"] == TOP_K
+    assert json.loads((hparams["teacher_store"] / "metadata.json").read_text())["top_k"] == STORE_K
+    with pytest.raises(ValueError, match="top_k 9 exceeds teacher_store_top_k 8"):
+        attach_teacher_store(datasets["train"], teacher, dict(hparams, top_k=9))
 
 
 def test_incomplete_store_and_missing_utterances(setup, tmp_path):
     hparams, teacher, datasets = setup
     with pytest.raises(ValueError, match="not a complete teacher store"):
-        TeacherStore(tmp_path, {})
-    metadata = store_metadata(teacher, TOP_K, TEMPERATURE, OUTPUTS)
+        TeacherStore(tmp_path, {}, TOP_K)
+    metadata = store_metadata(teacher, STORE_K, OUTPUTS)
     dump_teacher_store(
         teacher, hparams["features"]["compute_features"], datasets["valid"], tmp_path, metadata
     )
-    store = TeacherStore(tmp_path, metadata)
+    store = TeacherStore(tmp_path, metadata, TOP_K)
     with pytest.raises(
         ValueError, match=rf"lacks \d+ training utterance\(s\), e.g. '{datasets['train'][0]['id']}'"
     ):
@@ -165,7 +193,7 @@ def test_loading_the_teacher_keeps_the_students_random_state(setup, trained_teac
 
 def dump(hparams, teacher, dataset, folder):
     """A store of ``dataset`` in shards of 3 utterances."""
-    metadata = store_metadata(teacher, TOP_K, TEMPERATURE, OUTPUTS)
+    metadata = store_metadata(teacher, STORE_K, OUTPUTS)
     compute_features = hparams["features"]["compute_features"]
     dump_teacher_store(teacher, compute_features, dataset, folder, metadata, utterances_per_shard=3)
     return metadata
@@ -182,7 +210,7 @@ def test_partial_dump_resumes_at_the_missing_shards(setup, tmp_path):
     (tmp_path / "shard_00002.json").unlink()
     for path in tmp_path.glob("shard_00003*"):
         path.unlink()
-    (tmp_path / "shard_00001_probs.npy").write_bytes(b"half a file")  # and a damaged one
+    (tmp_path / "shard_00001_log_probs.npy").write_bytes(b"half a file")  # and a damaged one
     dump(hparams, teacher, datasets["train"], tmp_path)
     rewritten = {
         path.name
@@ -191,31 +219,74 @@ def test_partial_dump_resumes_at_the_missing_shards(setup, tmp_path):
     }
     assert rewritten == {
         "shard_00001_ids.npy",
-        "shard_00001_probs.npy",
+        "shard_00001_log_probs.npy",
         "shard_00001.json",
         "shard_00002_ids.npy",
-        "shard_00002_probs.npy",
+        "shard_00002_log_probs.npy",
         "shard_00002.json",
         "shard_00003_ids.npy",
-        "shard_00003_probs.npy",
+        "shard_00003_log_probs.npy",
         "shard_00003.json",
     }  # shard 0 was complete and intact: kept
     resumed = json.loads((tmp_path / "metadata.json").read_text())
     assert resumed == complete  # same shards, offsets and checksums as the uninterrupted dump
-    TeacherStore(tmp_path, metadata)
+    TeacherStore(tmp_path, metadata, TOP_K)
 
 
-def test_corrupt_or_truncated_shard_is_named(setup, tmp_path):
+def test_corrupt_or_truncated_shard_is_named(setup, tmp_path, monkeypatch):
     hparams, teacher, datasets = setup
     metadata = dump(hparams, teacher, datasets["train"], tmp_path)
-    shard = tmp_path / "shard_00002_probs.npy"
+    shard = tmp_path / "shard_00002_log_probs.npy"
     data = bytearray(shard.read_bytes())
-    data[-1] ^= 0xFF  # one flipped bit pattern in the last probability
+    data[-1] ^= 0xFF  # a flipped byte in the last log-probability
     shard.write_bytes(bytes(data))
+    # opening reads the metadata and file sizes only, never the data
+    monkeypatch.setattr(blend_modules.teacher, "file_sha256", None)
+    store = TeacherStore(tmp_path, metadata, TOP_K)
+    index = json.loads((tmp_path / "metadata.json").read_text())["utterances"]
+    in_shard_2 = sorted((start, utt) for utt, (shard_number, start, *_) in index.items() if shard_number == 2)
+    first, last = in_shard_2[0][1], in_shard_2[-1][1]
+    store[first]  # intact data of the damaged shard still reads
     with pytest.raises(
-        ValueError, match=r"shard .*shard_00002_probs.npy is missing, truncated or corrupt"
+        ValueError, match=rf"shard .*shard_00002 holds corrupt data for utterance '{last}'"
     ):
-        TeacherStore(tmp_path, metadata)
+        store[last]  # refused before it trains a model
     shard.write_bytes(bytes(data[:100]))
-    with pytest.raises(ValueError, match=r"shard_00002_probs.npy is missing, truncated"):
-        TeacherStore(tmp_path, metadata)
+    with pytest.raises(ValueError, match=r"shard_00002_log_probs.npy is missing or truncated"):
+        TeacherStore(tmp_path, metadata, TOP_K)
+
+
+class Unnormalized(torch.nn.Module):
+    def forward(self, features, lengths):
+        return features
+
+
+class RandomTeacherModel(torch.nn.Module):
+    """A stand-in model with many outputs: ``(features, lengths)`` to logits."""
+
+    def __init__(self, num_labels):
+        super().__init__()
+        self.linear = torch.nn.Linear(40, num_labels)
+
+    def forward(self, features, lengths):
+        return 10 * self.linear(features)
+
+
+def test_label_ids_beyond_int16(setup, tmp_path):
+    """40,000 labels: ids are stored as int32 and read back exactly."""
+    hparams, _, datasets = setup
+    torch.manual_seed(0)
+    model = RandomTeacherModel(40000)
+    teacher = Teacher(Unnormalized(), model, hparams["features"], "random").eval()
+    metadata = store_metadata(teacher, 3, {"kind": "frame", "num_labels": 40000})
+    compute_features = hparams["features"]["compute_features"]
+    written = dump_teacher_store(teacher, compute_features, datasets["valid"], tmp_path, metadata)
+    assert written["bytes_per_frame"] == 3 * (4 + 2)
+    assert np.load(tmp_path / "shard_00000_ids.npy").dtype == np.int32
+    store = TeacherStore(tmp_path, metadata, 3)
+    item = datasets["valid"][0]
+    ids, _ = store[item["id"]]
+    with torch.no_grad():
+        features = compute_features(item["sig"][None])
+        expected = model(features, None).topk(3, -1).indices[0]
+    assert ids.max() > 32767 and torch.equal(ids, expected)
