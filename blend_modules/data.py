@@ -11,6 +11,7 @@ and utterance named.
 """
 
 import csv
+import math
 from pathlib import Path
 from typing import Dict, NamedTuple
 
@@ -50,7 +51,8 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
     """Check a manifest and its audio; return each utterance's segment.
 
     Raises ``ValueError`` naming the file, line and utterance for missing columns, duplicate
-    IDs, audio that is missing, unreadable or not at ``sample_rate``, a multi-channel file
+    IDs, a ``duration``, ``start`` or ``stop`` that is not a finite number of seconds (or a
+    duration that is not > 0), audio that is missing, unreadable or not at ``sample_rate``, a multi-channel file
     without a ``channel``, a channel the file lacks, a segment outside the audio, or NaN or
     infinite samples (only floating-point files can hold them, so only those are read).
     """
@@ -84,12 +86,16 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
             raise ValueError(
                 f"{where}: {path} has sample rate {info.samplerate} Hz, expected {sample_rate}."
             )
+        duration = seconds(row, "duration", where)
+        if duration is None or duration <= 0:
+            raise ValueError(f"{where}: duration must be a number of seconds > 0, got {row['duration']!r}.")
+        start, stop = seconds(row, "start", where), seconds(row, "stop", where)
         try:
             channel = int(row.get("channel") or 0)
-            start = round(float(row.get("start") or 0) * sample_rate)
-            stop = round(float(row["stop"]) * sample_rate) if row.get("stop") else info.frames
         except ValueError as error:
-            raise ValueError(f"{where}: bad start, stop or channel: {error}") from error
+            raise ValueError(f"{where}: channel must be an integer, got {row['channel']!r}.") from error
+        start = round((start or 0.0) * sample_rate)
+        stop = round(stop * sample_rate) if stop is not None else info.frames
         if not row.get("channel") and info.channels != 1:
             raise ValueError(
                 f"{where}: {path} has {info.channels} channels, expected mono "
@@ -115,6 +121,21 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
             )
         segments[utt_id] = Segment(str(path), start, stop, channel)
     return segments
+
+
+def seconds(row: Dict[str, str], column: str, where: str):
+    """A manifest column in seconds: a finite number >= 0, or None if the column is empty or
+    absent; ``ValueError`` naming ``where`` (file, line, utterance) and the column otherwise."""
+    text = (row.get(column) or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{where}: {column} must be a finite number of seconds >= 0, got {text!r}.")
+    return value
 
 
 def segment_lengths(segments: Dict[str, Segment]) -> Dict[str, int]:
@@ -155,7 +176,8 @@ def test_manifests(hparams: Dict) -> Dict[str, str]:
 
 
 def dataio_prepare(hparams: Dict) -> Dict:
-    """Check every split's manifest, audio and targets, then build its dataset.
+    """Check every split's manifest, audio and targets, and that no two splits share an
+    utterance ID, then build each split's dataset.
 
     Uses the hparams keys ``train_csv``, ``valid_csv``, ``test_csv`` (see ``test_manifests``),
     ``features`` and ``targets`` (already prepared). Returns ``train`` and ``valid`` datasets
@@ -167,10 +189,18 @@ def dataio_prepare(hparams: Dict) -> Dict:
     features, targets = hparams["features"], hparams["targets"]
     manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
     manifests.update(test_manifests(hparams))
-    datasets = {}
+    datasets, split_of = {}, {}
     for split, manifest in manifests.items():
         manifest = Path(manifest)
         segments = check_manifest(manifest, features["sample_rate"])
+        shared = next((utt_id for utt_id in segments if utt_id in split_of), None)
+        if shared is not None:  # a model would be tested on what it trained or chose on
+            raise ValueError(
+                f"Utterance '{shared}' is in {manifest} ({split}) and in "
+                f"{manifests[split_of[shared]]} ({split_of[shared]}): splits must not share "
+                "utterances."
+            )
+        split_of.update(dict.fromkeys(segments, split))
         rows = load_data_csv(str(manifest), replacements={"data_root": str(manifest.parent)})
         dataset = sb.dataio.dataset.DynamicItemDataset(rows)
 

@@ -24,10 +24,16 @@ TEACHER_MODES = ("online", "offline")
 
 
 def check_blend_options(
-    hard_weight: float, top_k: int, num_labels: int, temperature: float, teacher_mode: str
+    hard_weight: float,
+    top_k: int,
+    num_labels: int,
+    temperature: float,
+    teacher_mode: str,
+    store_top_k: int = None,
 ):
     """Raise ``ValueError`` naming the YAML key for λ outside [0, 1], k not an integer in
-    [1, labels], T not a number > 0 or an unknown teacher mode."""
+    [1, labels], T not a number > 0, an unknown teacher mode, or (offline) a k above the
+    ``store_top_k`` labels per frame the teacher store keeps."""
     if not _is_number(hard_weight) or not 0.0 <= hard_weight <= 1.0:
         raise ValueError(f"hard_weight (λ) must be a number in [0, 1], got {hard_weight!r}.")
     if not _is_integer(top_k) or not 1 <= top_k <= num_labels:
@@ -36,6 +42,11 @@ def check_blend_options(
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
     if teacher_mode not in TEACHER_MODES:
         raise ValueError(f"teacher_mode must be one of {TEACHER_MODES}, got {teacher_mode!r}.")
+    if teacher_mode == "offline" and not (_is_integer(store_top_k) and top_k <= store_top_k):
+        raise ValueError(
+            f"top_k {top_k} exceeds teacher_store_top_k {store_top_k}, the labels per frame the "
+            "teacher store keeps (an integer >= top_k)."
+        )
 
 
 def _is_integer(value) -> bool:

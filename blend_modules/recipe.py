@@ -5,13 +5,13 @@ import logging
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple
 
 import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
 from blend_modules.data import train_loader_kwargs
+from blend_modules.hparams import load_hparams_file, write_resolved_hparams
 from blend_modules.inference import write_inference_folder
 
 logger = logging.getLogger(__name__)
@@ -19,39 +19,65 @@ logger = logging.getLogger(__name__)
 SUMMARY_FILE = "summary.json"
 
 
-def load_hparams(argv: List[str]) -> Tuple[str, Dict, Dict, str]:
+class Experiment(NamedTuple):
+    """A run as its command line gave it."""
+
+    hparams_file: str
+    hparams: Dict
+    run_opts: Dict
+    overrides: str
+
+
+def load_hparams(argv: List[str]) -> Experiment:
     """Parse ``hparams.yaml --key=value ...`` (joining the DDP process group when started by
-    ``torchrun``): the YAML path, its hparams, run options and overrides."""
+    ``torchrun``) and load the YAML; nothing is written."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)  # under torchrun: join the process group
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    return hparams_file, hparams, run_opts, overrides
+    return Experiment(hparams_file, load_hparams_file(hparams_file, overrides), run_opts, overrides)
 
 
-def setup_experiment(argv: List[str]) -> Tuple[Dict, Dict]:
-    """Parse ``hparams.yaml --key=value ...``, create the output folder, run data preparation.
+def prepare_experiment(argv: List[str]) -> Experiment:
+    """Load the hparams and prepare the data, writing nothing into ``output_folder`` yet.
 
-    The corpus preparation is the YAML's ``prepare`` (a ``!name:`` callable with its arguments),
-    run once on the main process, so the scripts do not depend on the corpus; then the
-    ``targets`` prepare what they need (e.g. train the tokenizer).
+    The corpus preparation is the YAML's optional ``prepare`` (a ``!name:`` callable with its
+    arguments; absent or null when the manifests already exist), run once on the main process,
+    so the scripts do not depend on the corpus; then the ``targets`` prepare what they need
+    (e.g. train the tokenizer).
     """
-    hparams_file, hparams, run_opts, overrides = load_hparams(argv)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=hparams_file,
-        overrides=overrides,
-    )
-    if sb.utils.distributed.if_main_process():  # SpeechBrain saved this helper; keep the script too
-        shutil.copy(sys.argv[0], hparams["output_folder"])
-    run_on_main(hparams["prepare"])
+    experiment = load_hparams(argv)
+    hparams = experiment.hparams
+    if hparams.get("prepare") is not None:
+        run_on_main(hparams["prepare"])
     hparams["targets"].prepare()
     if hparams["num_labels"] != hparams["targets"].num_labels:
         raise ValueError(
-            f"num_labels is {hparams['num_labels']} in {hparams_file}, but the targets have "
-            f"{hparams['targets'].num_labels} outputs (e.g. the tokenizer's vocabulary)."
+            f"num_labels is {hparams['num_labels']} in {experiment.hparams_file}, but the targets "
+            f"have {hparams['targets'].num_labels} outputs (e.g. the tokenizer's vocabulary)."
         )
-    return hparams, run_opts
+    return experiment
+
+
+def start_output_folder(experiment: Experiment) -> None:
+    """Create the output folder, once every check has passed: its ``hyperparams.yaml``, the
+    entry script, SpeechBrain's log. A folder that holds checkpoints of another model (e.g. a
+    finished run rerun with other outputs) is refused before anything in it changes."""
+    hparams = experiment.hparams
+    try:
+        hparams["checkpointer"].recover_if_possible()  # what Brain.fit would resume from
+    except (RuntimeError, KeyError) as error:
+        raise ValueError(
+            f"{hparams['output_folder']} holds checkpoints of another model than "
+            f"{experiment.hparams_file} with these overrides builds; nothing was changed. Use "
+            f"another output_folder. ({error})"
+        ) from error
+    if sb.utils.distributed.if_main_process():
+        output_folder = Path(hparams["output_folder"])
+        output_folder.mkdir(parents=True, exist_ok=True)
+        write_resolved_hparams(
+            experiment.hparams_file, experiment.overrides, output_folder / "hyperparams.yaml"
+        )
+        shutil.copy(sys.argv[0], output_folder)
+    sb.create_experiment_directory(experiment_directory=hparams["output_folder"])
 
 
 def count_parameters(module) -> int:

@@ -16,7 +16,12 @@ from blend_modules.kaldi_export import (
     write_counts,
 )
 from blend_modules.losses import check_blend_options
-from blend_modules.recipe import fit_and_test, load_hparams, setup_experiment
+from blend_modules.recipe import (
+    fit_and_test,
+    load_hparams,
+    prepare_experiment,
+    start_output_folder,
+)
 from blend_modules.teacher import attach_teacher_store, load_teacher
 
 logger = logging.getLogger(__name__)
@@ -24,8 +29,10 @@ logger = logging.getLogger(__name__)
 
 def train_teacher(argv: List[str]) -> dict:
     """Train a model on hard targets (the teacher): ``hparams.yaml [--key=value ...]``."""
-    hparams, run_opts = setup_experiment(argv)
+    experiment = prepare_experiment(argv)
+    hparams, run_opts = experiment.hparams, experiment.run_opts
     datasets = dataio_prepare(hparams)
+    start_output_folder(experiment)
     teacher_brain = TeacherBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
@@ -41,7 +48,8 @@ def train_blend(argv: List[str]) -> dict:
     teacher's top-k at ``temperature`` (``hard_weight: 1.0``: hard labels only, no teacher).
     With ``teacher_mode: online`` the teacher runs in each training step; with ``offline`` its
     top-k posteriors are dumped once to ``teacher_store`` and read back by utterance ID."""
-    hparams, run_opts = setup_experiment(argv)
+    experiment = prepare_experiment(argv)
+    hparams, run_opts = experiment.hparams, experiment.run_opts
     blending = hparams["hard_weight"] != 1.0
     if blending:  # a hard-label baseline YAML need not have teacher settings at all
         check_blend_options(
@@ -50,6 +58,7 @@ def train_blend(argv: List[str]) -> dict:
             hparams["targets"].num_labels,
             hparams["temperature"],
             hparams["teacher_mode"],
+            hparams.get("teacher_store_top_k"),
         )
     datasets = dataio_prepare(hparams)
 
@@ -57,12 +66,11 @@ def train_blend(argv: List[str]) -> dict:
     if blending:
         teacher = load_teacher(hparams["teacher_folder"], hparams["features"], hparams["targets"])
         teacher_summary = {"teacher_mode": hparams["teacher_mode"], "teacher": teacher.checkpoint}
-        if hparams["teacher_mode"] == "offline":
-            device = run_opts.get("device", "cpu")
-            teacher_summary.update(
-                attach_teacher_store(datasets["train"], teacher, hparams, device)
-            )
-            teacher = None
+    start_output_folder(experiment)
+    if blending and hparams["teacher_mode"] == "offline":
+        device = run_opts.get("device", "cpu")
+        teacher_summary.update(attach_teacher_store(datasets["train"], teacher, hparams, device))
+        teacher = None
 
     student_brain = StudentBrain(
         modules=hparams["modules"],

@@ -461,11 +461,6 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str =
     """
     folder = Path(hparams["teacher_store"])
     expected = store_metadata(teacher, hparams["teacher_store_top_k"], hparams["targets"].outputs())
-    if hparams["top_k"] > hparams["teacher_store_top_k"]:
-        raise ValueError(
-            f"top_k {hparams['top_k']} exceeds teacher_store_top_k "
-            f"{hparams['teacher_store_top_k']}, the labels per frame the store keeps."
-        )
     if not (folder / METADATA_FILE).is_file():
         with preserved_random_state():  # a resumed run skips the dump: draw the same numbers
             dump_teacher_store(

@@ -5,8 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hyperpyyaml import load_hyperpyyaml
 
+from blend_modules.hparams import load_hparams_file
 from blend_modules.losses import blend_loss, frame_cross_entropy, soft_targets, teacher_topk
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,8 +32,7 @@ def tiny_overrides(prepared_folder, output_folder) -> dict:
 def tiny_hparams(tmp_path_factory):
     """The CNN recipe's hparams on a prepared tiny corpus (prepared once per session)."""
     root = tmp_path_factory.mktemp("tiny")
-    with open(RECIPE / "hparams" / "cnn.yaml") as fin:
-        hparams = load_hyperpyyaml(fin, tiny_overrides(root / "prepared", root / "out"))
+    hparams = load_hparams_file(RECIPE / "hparams" / "cnn.yaml", tiny_overrides(root / "prepared", root / "out"))
     hparams["prepare"]()
     return hparams
 

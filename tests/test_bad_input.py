@@ -1,6 +1,7 @@
 """Bad corpora are refused before training, with the file, line or utterance named."""
 
 import csv
+import gzip
 import shutil
 from pathlib import Path
 
@@ -161,17 +162,73 @@ def test_manifest_without_wav_column(tmp_path):
 def test_label_out_of_range(tmp_path):
     write_alignments(tmp_path / "a.ali", {"u1": np.array([0, 3, 3]), "u2": np.array([0, 31, 0])})
     with pytest.raises(
-        ValueError, match=r"a.ali: utterance 'u2' frame 1 has label 31, outside \[0, 31\)"
+        ValueError, match=r"a.ali:2: utterance 'u2' frame 1 has label 31, outside \[0, 31\)"
     ):
         read_alignments(tmp_path / "a.ali", 31)
 
 
 def test_alignment_not_integers(tmp_path):
     (tmp_path / "a.ali").write_text("u0 0 1 2\nu1 0 1.5 2\n")
-    with pytest.raises(
-        ValueError, match=r"a.ali: not a readable Kaldi alignment file after utterance 'u0'.*1.5"
-    ):
+    with pytest.raises(ValueError, match=r"a.ali:2: utterance 'u1' has labels that are not int"):
         read_alignments(tmp_path / "a.ali", 31)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "u0 0 1 2\nu1 3 3\n\n",  # a blank line at the end
+        "u0 0 1 2\r\nu1 3 3\r\n\r\n",  # CRLF, as after editing on Windows
+        "u0 0 1 2\n\n   \nu1 3 3",  # blank lines in the middle, no final newline
+    ],
+)
+def test_alignment_text_with_blank_lines_and_crlf(tmp_path, text):
+    (tmp_path / "a.ali").write_bytes(text.encode())
+    read = read_alignments(tmp_path / "a.ali", 31)
+    assert {k: v.tolist() for k, v in read.items()} == {"u0": [0, 1, 2], "u1": [3, 3]}
+
+
+def test_alignment_line_without_labels_is_named(tmp_path):
+    (tmp_path / "a.ali").write_text("u0 0 1 2\n\nu1\nu2 4\n")
+    with pytest.raises(ValueError, match=r"a.ali:3: utterance 'u1' is not a non-empty vector"):
+        read_alignments(tmp_path / "a.ali", 31)
+
+
+def test_gzip_alignments_are_read(tmp_path):
+    import kaldiio
+
+    (tmp_path / "a.ali.gz").write_bytes(gzip.compress(b"u0 0 1 2\nu1 3 3\n"))
+    labels = {"u2": np.array([5, 6], dtype=np.int32)}
+    kaldiio.save_ark(str(tmp_path / "b.ark"), labels)
+    (tmp_path / "b.ark.gz").write_bytes(gzip.compress((tmp_path / "b.ark").read_bytes()))
+    assert read_alignments(tmp_path / "a.ali.gz", 31)["u1"].tolist() == [3, 3]
+    assert read_alignments(tmp_path / "b.ark.gz", 31)["u2"].tolist() == [5, 6]
+    (tmp_path / "c.ali.gz").write_bytes(gzip.compress(b"u0 0 1 2\n")[:-6])
+    with pytest.raises(ValueError, match=r"c.ali.gz: a gzip file that does not decompress"):
+        read_alignments(tmp_path / "c.ali.gz", 31)
+
+
+@pytest.mark.parametrize(
+    "column, value, message",
+    [
+        ("duration", "abc", "duration must be a finite number of seconds >= 0, got 'abc'"),
+        ("duration", "nan", "duration must be a finite number of seconds >= 0, got 'nan'"),
+        ("duration", "-3", "duration must be a finite number of seconds >= 0, got '-3'"),
+        ("duration", "0", "duration must be a number of seconds > 0, got '0'"),
+        ("duration", "", "duration must be a number of seconds > 0, got ''"),
+        ("start", "inf", "start must be a finite number of seconds >= 0, got 'inf'"),
+        ("stop", "x1", "stop must be a finite number of seconds >= 0, got 'x1'"),
+    ],
+)
+def test_bad_duration_start_or_stop(corpus, column, value, message):
+    manifest, rows, alignments = corpus
+    rows = [dict(row, start="", stop="") for row in rows]
+    rows[2][column] = value
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(ValueError, match=rf"valid.csv:4 \(utterance '{rows[2]['ID']}'\): {message}"):
+        check_corpus(manifest, alignments)
 
 
 def test_alignment_binary_ark_round_trip(tmp_path):

@@ -151,7 +151,7 @@ def test_ctc_recipe_end_to_end_and_inference(tiny_hparams, tmp_path):
     assert summary["history"][-1]["train"]["loss"] < summary["history"][0]["train"]["loss"]
     assert "soft_loss" in summary["history"][0]["train"]
     assert (
-        json.loads((teacher / "store_top5_T1.0" / "metadata.json").read_text())["outputs"]["kind"]
+        json.loads((teacher / "store_top27" / "metadata.json").read_text())["outputs"]["kind"]
         == "ctc"
     )
     wer_lines = (student / "wer_test.txt").read_text()

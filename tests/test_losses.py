@@ -126,16 +126,18 @@ def test_soft_term_needs_teacher(batch):
 @pytest.mark.parametrize(
     "options, key",
     [
-        ((1.5, 5, 31, 1.0, "offline"), "hard_weight"),
-        ((-0.1, 5, 31, 1.0, "offline"), "hard_weight"),
-        ((0.5, 0, 31, 1.0, "offline"), "top_k"),
-        ((0.5, 32, 31, 1.0, "offline"), "top_k"),
-        ((0.5, 5, 31, 0.0, "offline"), "temperature"),
-        ((0.5, 5, 31, 1.0, "sometimes"), "teacher_mode"),
-        ((0.5, 2.5, 31, 1.0, "offline"), "top_k must be an integer"),  # passed the range check
-        ((0.5, True, 31, 1.0, "offline"), "top_k must be an integer"),
-        (("0.5", 5, 31, 1.0, "offline"), "hard_weight"),
-        ((0.5, 5, 31, "2", "offline"), "temperature"),
+        ((1.5, 5, 31, 1.0, "offline", 31), "hard_weight"),
+        ((-0.1, 5, 31, 1.0, "offline", 31), "hard_weight"),
+        ((0.5, 0, 31, 1.0, "offline", 31), "top_k"),
+        ((0.5, 32, 31, 1.0, "offline", 31), "top_k"),
+        ((0.5, 5, 31, 0.0, "offline", 31), "temperature"),
+        ((0.5, 5, 31, 1.0, "sometimes", 31), "teacher_mode"),
+        ((0.5, 2.5, 31, 1.0, "offline", 31), "top_k must be an integer"),  # passed the range check
+        ((0.5, True, 31, 1.0, "offline", 31), "top_k must be an integer"),
+        (("0.5", 5, 31, 1.0, "offline", 31), "hard_weight"),
+        ((0.5, 5, 31, "2", "offline", 31), "temperature"),
+        ((0.5, 9, 31, 1.0, "offline", 8), "top_k 9 exceeds teacher_store_top_k 8"),
+        ((0.5, 5, 31, 1.0, "offline", 2.5), "teacher_store_top_k 2.5"),
     ],
 )
 def test_bad_blend_options_are_refused(options, key):

@@ -16,9 +16,9 @@ import soundfile as sf
 import speechbrain as sb
 import torch
 from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
+from blend_modules.hparams import load_hparams_file
 from blend_modules.brains import TeacherBrain
 from blend_modules.checkpoints import COMPLETE_MARKER
 from blend_modules.data import check_manifest, dataio_prepare
@@ -50,8 +50,7 @@ def test_same_seed_same_metrics(trained_teacher, tmp_path):
 def kill_corpus(tmp_path_factory):
     """A 40-utterance training set: long enough to be killed in the middle of things."""
     root = tmp_path_factory.mktemp("kill")
-    with open(RECIPE / "hparams" / "cnn.yaml") as fin:
-        hparams = load_hyperpyyaml(fin, kill_overrides(root, "unused"))
+    hparams = load_hparams_file(RECIPE / "hparams" / "cnn.yaml", kill_overrides(root, "unused"))
     hparams["prepare"]()
     return root
 
@@ -196,8 +195,7 @@ class PoisonedBrain(TeacherBrain):
 
 def poisoned_brain(tiny_hparams, tmp_path, poisoned, **run_opts):
     root = Path(tiny_hparams["prepared_folder"]).parent
-    with open(RECIPE / "hparams" / "cnn.yaml") as fin:
-        hparams = load_hyperpyyaml(fin, tiny_overrides(root / "prepared", tmp_path))
+    hparams = load_hparams_file(RECIPE / "hparams" / "cnn.yaml", tiny_overrides(root / "prepared", tmp_path))
     brain = PoisonedBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

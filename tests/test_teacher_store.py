@@ -136,7 +136,7 @@ def test_store_with_other_settings_is_refused(setup, tmp_path):
     with pytest.raises(ValueError, match="top_k"):
         attach_teacher_store(datasets["train"], teacher, other)  # refuses, never overwrites
     assert json.loads((hparams["teacher_store"] / "metadata.json").read_text())["top_k"] == STORE_K
-    with pytest.raises(ValueError, match="top_k 9 exceeds teacher_store_top_k 8"):
+    with pytest.raises(ValueError, match="top_k 9 exceeds the 8 labels per frame of teacher store"):
         attach_teacher_store(datasets["train"], teacher, dict(hparams, top_k=9))
 
 
