@@ -1,6 +1,7 @@
 """Corpus preparation that runs once: it is redone only when its options change, and a run
 killed midway never leaves a folder that looks prepared."""
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Dict
@@ -25,3 +26,17 @@ def start_preparation(save_folder) -> Path:
 def finish_preparation(save_folder, options: Dict) -> None:
     """Record the options the finished preparation was made with."""
     (Path(save_folder) / OPTIONS_FILE).write_text(json.dumps(options, indent=2))
+
+
+def folder_fingerprint(folder) -> str:
+    """SHA-256 of the relative paths and sizes of the files under ``folder``: the same corpus
+    copied or moved elsewhere keeps its fingerprint, so its preparation is not redone."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Data folder not found: {folder}")
+    listing = sorted(
+        f"{path.relative_to(folder).as_posix()} {path.stat().st_size}"
+        for path in folder.rglob("*")
+        if path.is_file()
+    )
+    return hashlib.sha256("\n".join(listing).encode()).hexdigest()

@@ -31,6 +31,8 @@ class Experiment(NamedTuple):
 def load_hparams(argv: List[str]) -> Experiment:
     """Parse ``hparams.yaml --key=value ...`` (joining the DDP process group when started by
     ``torchrun``) and load the YAML; nothing is written."""
+    # log to the console until the output folder (and SpeechBrain's log file) exists
+    logging.basicConfig(level=logging.INFO, format="%(name)s - %(message)s", stream=sys.stdout)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)  # under torchrun: join the process group
     return Experiment(hparams_file, load_hparams_file(hparams_file, overrides), run_opts, overrides)

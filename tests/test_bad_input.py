@@ -11,7 +11,7 @@ import soundfile as sf
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from blend_modules.alignments import read_alignments, write_alignments
-from blend_modules.data import check_manifest, segment_lengths
+from blend_modules.data import check_manifest, dataio_prepare, segment_lengths
 from blend_modules.targets import FrameTargets
 
 HOP = 80  # 10 ms at 8 kHz
@@ -241,3 +241,13 @@ def test_alignment_binary_ark_round_trip(tmp_path):
         assert {k: v.tolist() for k, v in read.items()} == {
             k: v.tolist() for k, v in labels.items()
         }
+
+
+def test_splits_sharing_an_utterance_are_refused(tiny_hparams):
+    hparams = dict(tiny_hparams, test_csv=tiny_hparams["valid_csv"])
+    hparams["targets"] = FrameTargets(31, {**tiny_hparams["targets"].alignments, "test": tiny_hparams["targets"].alignments["valid"]})
+    first_valid = next(csv.DictReader(open(tiny_hparams["valid_csv"])))["ID"]
+    with pytest.raises(
+        ValueError, match=rf"Utterance '{first_valid}' is in .*valid.csv \(test\) and in .*valid.csv \(valid\)"
+    ):
+        dataio_prepare(hparams)

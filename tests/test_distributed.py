@@ -4,9 +4,13 @@ training, the teacher-store dump split across the two processes, and blending.
 With two processes each takes half of every batch (``batch_size`` 2 instead of 4, the same
 examples per optimiser step), but DDP's sampler shuffles and shards differently from the
 single-process sampler, so batches are composed differently: the runs agree statistically, not
-bit for bit. On this 12-utterance, 2-epoch run we measured differences of at most 0.01 in valid
-and test loss and 4.3 points of frame accuracy (4 test utterances, accuracy near 50%); the
-tolerances below are 0.05 and 6 points. The store, computed per utterance, must be identical.
+bit for bit. The BLSTM teacher (no batch norm) measured differences of at most 0.01 in valid and
+test loss on this 12-utterance, 2-epoch run: tolerance 0.05. The CNN's batch norm normalises
+each process's 2 utterances on their own (there is no SyncBatchNorm on CPU), which shifts its
+loss: measured 0.02-0.27 between one and two processes over seeds 1986, 1 and 2 (before and
+after batch norm ignored padding), while one-process runs of different seeds differ by up to
+0.55: tolerance 0.3, which a run that does not train (loss ln 31 = 3.43 against about 2.9) still
+fails. Frame accuracy: 6 points. The store, computed per utterance, must be identical.
 """
 
 import json
@@ -16,7 +20,7 @@ import sys
 import pytest
 from conftest import RECIPE, run_recipe, teacher_overrides
 
-LOSS_TOLERANCE, ACCURACY_TOLERANCE = 0.05, 0.06
+BLSTM_LOSS_TOLERANCE, CNN_LOSS_TOLERANCE, ACCURACY_TOLERANCE = 0.05, 0.3, 0.06
 
 
 def torchrun(script: str, hparams_file: str, overrides: dict) -> subprocess.CompletedProcess:
@@ -28,11 +32,11 @@ def torchrun(script: str, hparams_file: str, overrides: dict) -> subprocess.Comp
     return result
 
 
-def assert_close(two_processes: dict, one_process: dict) -> None:
+def assert_close(two_processes: dict, one_process: dict, loss_tolerance: float) -> None:
     for split in ("valid", "test"):
         loss_gap = abs(two_processes[f"{split}_loss"] - one_process[f"{split}_loss"])
         accuracy_gap = abs(two_processes[f"{split}_frame_acc"] - one_process[f"{split}_frame_acc"])
-        assert loss_gap <= LOSS_TOLERANCE and accuracy_gap <= ACCURACY_TOLERANCE, (
+        assert loss_gap <= loss_tolerance and accuracy_gap <= ACCURACY_TOLERANCE, (
             split,
             two_processes,
             one_process,
@@ -60,7 +64,7 @@ def test_teacher_training_on_two_processes(trained_teacher, tmp_path):
         "output_folder": tmp_path,
     }
     torchrun("train_teacher.py", "blstm.yaml", overrides)
-    assert_close(summary(tmp_path), summary(trained_teacher))
+    assert_close(summary(tmp_path), summary(trained_teacher), BLSTM_LOSS_TOLERANCE)
 
 
 def test_store_dump_and_blending_on_two_processes(blend_overrides, tmp_path):
@@ -90,4 +94,4 @@ def test_store_dump_and_blending_on_two_processes(blend_overrides, tmp_path):
         json.loads((tmp_path / s / "metadata.json").read_text()) for s in ("store_one", "store_two")
     ]
     assert metadata[0] == metadata[1]
-    assert_close(summary(tmp_path / "two"), summary(tmp_path / "one"))
+    assert_close(summary(tmp_path / "two"), summary(tmp_path / "one"), CNN_LOSS_TOLERANCE)

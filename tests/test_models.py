@@ -95,3 +95,27 @@ def test_cnn_layer_lists_must_match():
 
     with pytest.raises(ValueError, match="one entry per conv layer"):
         VGGFrameCNN(40, 31, channels=[8, 8], time_dilations=[1], freq_pooling=[1, 1])
+
+
+def test_masked_batch_norm_without_padding_is_batch_norm():
+    """With every frame real, MaskedBatchNorm2d computes exactly what nn.BatchNorm2d does:
+    outputs, input gradients and running statistics."""
+    from blend_modules.models import MaskedBatchNorm2d
+
+    torch.manual_seed(0)
+    maps = torch.randn(3, 5, 20, 7, requires_grad=True)
+    reference, masked = torch.nn.BatchNorm2d(5), MaskedBatchNorm2d(5)
+    with torch.no_grad():
+        reference.weight.uniform_()
+        reference.bias.uniform_()
+        masked.weight.copy_(reference.weight)
+        masked.bias.copy_(reference.bias)
+    upstream = torch.randn(3, 5, 20, 7)
+    outputs = [reference(maps), masked(maps, torch.ones(3, 20, dtype=torch.bool))]
+    grads = [torch.autograd.grad((out * upstream).sum(), maps)[0] for out in outputs]
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-6)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert torch.allclose(reference.running_mean, masked.running_mean, atol=1e-6)
+    assert torch.allclose(reference.running_var, masked.running_var, atol=1e-6)
+    reference.eval(), masked.eval()
+    assert torch.allclose(reference(maps), masked(maps, torch.ones(3, 20, dtype=torch.bool)), atol=1e-6)

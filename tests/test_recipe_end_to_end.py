@@ -1,9 +1,13 @@
 """Teacher -> store -> blended CNN, and the CNN baseline, through the real entry scripts."""
 
 import json
+import shutil
 from pathlib import Path
 
-from conftest import run_recipe, teacher_overrides, tiny_overrides
+from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
+
+from blend_modules.hparams import load_hparams_file
+from blend_modules.teacher import load_teacher
 
 
 def check_run(output_folder: Path) -> dict:
@@ -84,3 +88,33 @@ def test_bad_blend_options_fail_before_training(trained_teacher, tmp_path):
         assert not (tmp_path / key / "save").exists() or not list(
             (tmp_path / key / "save").iterdir()
         )
+
+
+def test_option_of_the_wrong_type_fails_before_anything_is_written(trained_teacher, tmp_path):
+    """--top_k=2.5 used to pass the range check and fail inside the store dump, leaving a
+    dump_plan.json behind; every override is now type-checked against the YAML first."""
+    root = trained_teacher.parent
+    overrides = tiny_overrides(root / "prepared", tmp_path / "run")
+    overrides.update(top_k=2.5, teacher_folder=trained_teacher, teacher_store=tmp_path / "store")
+    result = run_recipe("train_blend.py", "cnn_blend.yaml", overrides)
+    assert result.returncode != 0
+    assert "ValueError: --top_k=2.5: top_k is an integer in hparams/cnn_blend.yaml (5)" in (
+        result.stdout + result.stderr
+    )
+    assert not (tmp_path / "store").exists() and not (tmp_path / "run").exists()
+
+
+def test_refused_rerun_leaves_a_finished_run_untouched(trained_teacher, tmp_path):
+    """A rerun into a trained teacher's folder with other outputs is refused before it writes
+    anything there; the teacher still loads."""
+    teacher = tmp_path / "teacher"
+    shutil.copytree(trained_teacher, teacher)
+    before = {path: path.read_bytes() for path in teacher.rglob("*") if path.is_file()}
+    overrides = {**teacher_overrides(trained_teacher.parent), "output_folder": str(teacher)}
+    result = run_recipe("train_teacher.py", "blstm.yaml", {**overrides, "num_labels": 40})
+    assert result.returncode != 0
+    assert "holds checkpoints of another model" in result.stdout + result.stderr
+    after = {path: path.read_bytes() for path in teacher.rglob("*") if path.is_file()}
+    assert after == before
+    hparams = load_hparams_file(RECIPE / "hparams" / "cnn.yaml", overrides)
+    load_teacher(teacher, hparams["features"], hparams["targets"])

@@ -20,7 +20,6 @@ Authors: blend contributors
 
 import csv
 import logging
-import os
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -29,7 +28,12 @@ import soundfile as sf
 
 from blend_modules.alignments import write_alignments
 from blend_modules.frames import num_frames
-from blend_modules.preparation import finish_preparation, is_prepared, start_preparation
+from blend_modules.preparation import (
+    finish_preparation,
+    folder_fingerprint,
+    is_prepared,
+    start_preparation,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +92,7 @@ def prepare_fsdd(
         Seed of the single random generator behind every choice.
     """
     options = {
-        "data_folder": os.path.abspath(data_folder),
+        "data": folder_fingerprint(data_folder),  # not its path: the corpus may move
         "speakers": {split: list(names) for split, names in speakers.items()},
         "utterances": dict(utterances),
         "digits_per_utterance": list(digits_per_utterance),
