@@ -101,7 +101,8 @@ class MaskedBatchNorm2d(nn.Module):
             return nn.functional.batch_norm(
                 maps, self.running_mean, self.running_var, self.weight, self.bias, eps=self.eps
             )
-        weights = mask[:, None, :, None].to(maps.dtype)
+        dtype, maps = maps.dtype, maps.float()  # statistics in fp32, also under autocast
+        weights = mask[:, None, :, None].float()
         count = weights.sum() * maps.shape[3]
         mean = (maps * weights).sum((0, 2, 3)) / count
         centred = maps - mean[None, :, None, None]
@@ -111,7 +112,7 @@ class MaskedBatchNorm2d(nn.Module):
             unbiased = var.detach() * count / (count - 1).clamp(min=1)
             self.running_var.lerp_(unbiased, self.momentum)
         scale = self.weight * torch.rsqrt(var + self.eps)
-        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+        return (centred * scale[None, :, None, None] + self.bias[None, :, None, None]).to(dtype)
 
 
 class VGGFrameCNN(nn.Module):

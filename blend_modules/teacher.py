@@ -453,14 +453,17 @@ class TeacherStore:
 def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str = "cpu") -> Dict:
     """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_log_probs`` (the
     teacher's ``top_k`` labels) from the store in ``hparams['teacher_store']``, dumping it first
-    if it is absent or partial: ``teacher_store_top_k`` labels per frame, in shards of
+    if it is absent or partial: ``teacher_store_top_k`` labels per frame (at most all), in shards of
     ``teacher_store_shard_size`` utterances split across DDP processes.
 
     An existing store written with other settings is refused, never overwritten. Returns the
     store's metadata summary (bytes per frame, teacher confidence).
     """
     folder = Path(hparams["teacher_store"])
-    expected = store_metadata(teacher, hparams["teacher_store_top_k"], hparams["targets"].outputs())
+    outputs = hparams["targets"].outputs()
+    # a store cannot keep more labels per frame than there are
+    store_top_k = min(hparams["teacher_store_top_k"], outputs["num_labels"])
+    expected = store_metadata(teacher, store_top_k, outputs)
     if not (folder / METADATA_FILE).is_file():
         with preserved_random_state():  # a resumed run skips the dump: draw the same numbers
             dump_teacher_store(

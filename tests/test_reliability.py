@@ -273,7 +273,7 @@ def test_nan_samples_in_float_audio(tmp_path):
         ({"start": 0.5, "stop": 3.0, "channel": 1}, r"segment \[0.500, 3.000\] s is not inside"),
         ({"start": 0.5, "stop": 1.0, "channel": 2}, r"has no channel 2 \(2 channels\)"),
         ({"start": 0.8, "stop": 0.5, "channel": 0}, r"segment \[0.800, 0.500\] s is not inside"),
-        ({"start": "x", "stop": 1.0, "channel": 0}, r"bad start, stop or channel"),
+        ({"start": "x", "stop": 1.0, "channel": 0}, r"start must be a finite number of seconds"),
     ],
 )
 def test_bad_segments(tmp_path, row, message):
