@@ -81,13 +81,13 @@ def main():
         "blstm padded nn.LSTM (before)": SpeechBrainBLSTM(40, args.num_labels, packed=False, **size),
         "blstm packed nn.LSTM": SpeechBrainBLSTM(40, args.num_labels, packed=True, **size),
         "blstm reversed within lengths (now)": teacher["model"],
-        "cnn without masks (before)": build(args.student, args.num_labels)["model"],
-        "cnn masked (now)": build(args.student, args.num_labels)["model"],
+        "cnn, no lengths: nothing masked": build(args.student, args.num_labels)["model"],
+        "cnn with lengths: masked (now)": build(args.student, args.num_labels)["model"],
     }
 
     def train_step(name, model):
         model.train()
-        masked = "without masks" not in name
+        masked = "with lengths" in name
         logits = model(features, relative if masked else None)
         torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels).backward()
 
