@@ -78,7 +78,9 @@ def main():
     teacher = build(args.teacher, args.num_labels)
     size = {"hidden_size": teacher["hidden_size"], "num_layers": teacher["num_layers"]}
     models = {
-        "blstm padded nn.LSTM (before)": SpeechBrainBLSTM(40, args.num_labels, packed=False, **size),
+        "blstm padded nn.LSTM (before)": SpeechBrainBLSTM(
+            40, args.num_labels, packed=False, **size
+        ),
         "blstm packed nn.LSTM": SpeechBrainBLSTM(40, args.num_labels, packed=True, **size),
         "blstm reversed within lengths (now)": teacher["model"],
         "cnn, no lengths: nothing masked": build(args.student, args.num_labels)["model"],
@@ -100,7 +102,10 @@ def main():
         for i, length in enumerate(lengths.tolist()):
             teacher["model"].eval()(features[i : i + 1, :length], None)
 
-    steps = {f"train: {name}": (lambda n=name, m=model: train_step(n, m)) for name, model in models.items()}
+    steps = {
+        f"train: {name}": (lambda n=name, m=model: train_step(n, m))
+        for name, model in models.items()
+    }
     steps["label: teacher one utterance at a time (before)"] = label_one_by_one
     steps["label: teacher on padded batches (now)"] = label_batched
     for step in steps.values():  # warm-up
@@ -123,7 +128,9 @@ def main():
     print(f"| step | real frames/s, median | range over {args.rounds} rounds |")
     print("|---|---|---|")
     for name, values in rates.items():
-        print(f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f}-{max(values):,.0f} |")
+        print(
+            f"| {name} | {statistics.median(values):,.0f} | {min(values):,.0f}-{max(values):,.0f} |"
+        )
 
 
 if __name__ == "__main__":

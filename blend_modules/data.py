@@ -88,12 +88,16 @@ def check_manifest(manifest, sample_rate: int) -> Dict[str, Segment]:
             )
         duration = seconds(row, "duration", where)
         if duration is None or duration <= 0:
-            raise ValueError(f"{where}: duration must be a number of seconds > 0, got {row['duration']!r}.")
+            raise ValueError(
+                f"{where}: duration must be a number of seconds > 0, got {row['duration']!r}."
+            )
         start, stop = seconds(row, "start", where), seconds(row, "stop", where)
         try:
             channel = int(row.get("channel") or 0)
         except ValueError as error:
-            raise ValueError(f"{where}: channel must be an integer, got {row['channel']!r}.") from error
+            raise ValueError(
+                f"{where}: channel must be an integer, got {row['channel']!r}."
+            ) from error
         start = round((start or 0.0) * sample_rate)
         stop = round(stop * sample_rate) if stop is not None else info.frames
         if not row.get("channel") and info.channels != 1:
@@ -134,7 +138,9 @@ def seconds(row: Dict[str, str], column: str, where: str):
     except ValueError:
         value = float("nan")
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{where}: {column} must be a finite number of seconds >= 0, got {text!r}.")
+        raise ValueError(
+            f"{where}: {column} must be a finite number of seconds >= 0, got {text!r}."
+        )
     return value
 
 

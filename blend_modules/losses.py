@@ -37,7 +37,9 @@ def check_blend_options(
     if not _is_number(hard_weight) or not 0.0 <= hard_weight <= 1.0:
         raise ValueError(f"hard_weight (λ) must be a number in [0, 1], got {hard_weight!r}.")
     if not _is_integer(top_k) or not 1 <= top_k <= num_labels:
-        raise ValueError(f"top_k must be an integer in [1, num_labels={num_labels}], got {top_k!r}.")
+        raise ValueError(
+            f"top_k must be an integer in [1, num_labels={num_labels}], got {top_k!r}."
+        )
     if not _is_number(temperature) or not temperature > 0:
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}.")
     if teacher_mode not in TEACHER_MODES:

@@ -9,23 +9,24 @@ from typing import Dict
 OPTIONS_FILE = "prepare_options.json"
 
 
-def is_prepared(save_folder, options: Dict) -> bool:
-    """Whether ``save_folder`` holds a finished preparation made with exactly ``options``."""
-    options_path = Path(save_folder) / OPTIONS_FILE
+def is_prepared(save_folder, options: Dict, options_file: str = OPTIONS_FILE) -> bool:
+    """Whether ``save_folder`` holds a finished preparation made with exactly ``options``
+    (``options_file`` tells apart several preparations that share a folder)."""
+    options_path = Path(save_folder) / options_file
     return options_path.exists() and json.loads(options_path.read_text()) == options
 
 
-def start_preparation(save_folder) -> Path:
+def start_preparation(save_folder, options_file: str = OPTIONS_FILE) -> Path:
     """Create ``save_folder`` and mark it unprepared until ``finish_preparation``."""
     save_folder = Path(save_folder)
     save_folder.mkdir(parents=True, exist_ok=True)
-    (save_folder / OPTIONS_FILE).unlink(missing_ok=True)
+    (save_folder / options_file).unlink(missing_ok=True)
     return save_folder
 
 
-def finish_preparation(save_folder, options: Dict) -> None:
+def finish_preparation(save_folder, options: Dict, options_file: str = OPTIONS_FILE) -> None:
     """Record the options the finished preparation was made with."""
-    (Path(save_folder) / OPTIONS_FILE).write_text(json.dumps(options, indent=2))
+    (Path(save_folder) / options_file).write_text(json.dumps(options, indent=2))
 
 
 def folder_fingerprint(folder) -> str:

@@ -21,10 +21,9 @@ import hashlib
 import io
 import json
 import logging
-import os
 import zlib
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Tuple
 
 import numpy as np
 import torch
@@ -34,6 +33,7 @@ from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 from blend_modules.checkpoints import CompleteCheckpointer, preserved_random_state
+from blend_modules.files import file_sha256, write_atomically
 from blend_modules.frames import frame_counts, relative_lengths
 from blend_modules.losses import teacher_confidence, teacher_topk
 
@@ -157,26 +157,6 @@ def shard_plan(num_utterances: int, utterances_per_shard: int) -> List[range]:
         range(start, min(start + utterances_per_shard, num_utterances))
         for start in range(0, num_utterances, utterances_per_shard)
     ]
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_atomically(path: Path, write: Callable) -> None:
-    """Call ``write(stream)`` on a temporary file beside ``path``, then rename it to ``path``:
-    a killed process leaves the old file or none, never half of one."""
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as stream:
-        write(stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(partial, path)
 
 
 def shard_files(folder: Path, name: str) -> Dict[str, Path]:

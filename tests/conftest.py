@@ -32,7 +32,9 @@ def tiny_overrides(prepared_folder, output_folder) -> dict:
 def tiny_hparams(tmp_path_factory):
     """The CNN recipe's hparams on a prepared tiny corpus (prepared once per session)."""
     root = tmp_path_factory.mktemp("tiny")
-    hparams = load_hparams_file(RECIPE / "hparams" / "cnn.yaml", tiny_overrides(root / "prepared", root / "out"))
+    hparams = load_hparams_file(
+        RECIPE / "hparams" / "cnn.yaml", tiny_overrides(root / "prepared", root / "out")
+    )
     hparams["prepare"]()
     return hparams
 

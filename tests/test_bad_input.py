@@ -227,7 +227,9 @@ def test_bad_duration_start_or_stop(corpus, column, value, message):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    with pytest.raises(ValueError, match=rf"valid.csv:4 \(utterance '{rows[2]['ID']}'\): {message}"):
+    with pytest.raises(
+        ValueError, match=rf"valid.csv:4 \(utterance '{rows[2]['ID']}'\): {message}"
+    ):
         check_corpus(manifest, alignments)
 
 
@@ -245,9 +247,13 @@ def test_alignment_binary_ark_round_trip(tmp_path):
 
 def test_splits_sharing_an_utterance_are_refused(tiny_hparams):
     hparams = dict(tiny_hparams, test_csv=tiny_hparams["valid_csv"])
-    hparams["targets"] = FrameTargets(31, {**tiny_hparams["targets"].alignments, "test": tiny_hparams["targets"].alignments["valid"]})
+    hparams["targets"] = FrameTargets(
+        31,
+        {**tiny_hparams["targets"].alignments, "test": tiny_hparams["targets"].alignments["valid"]},
+    )
     first_valid = next(csv.DictReader(open(tiny_hparams["valid_csv"])))["ID"]
     with pytest.raises(
-        ValueError, match=rf"Utterance '{first_valid}' is in .*valid.csv \(test\) and in .*valid.csv \(valid\)"
+        ValueError,
+        match=rf"Utterance '{first_valid}' is in .*valid.csv \(test\) and in .*valid.csv \(valid\)",
     ):
         dataio_prepare(hparams)

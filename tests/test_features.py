@@ -10,7 +10,9 @@ from blend_modules.hparams import load_hparams_file
 
 @pytest.mark.parametrize("sample_rate, n_fft", [(8000, 256), (16000, 512), (22050, 1024)])
 def test_fbank_at_any_sample_rate(sample_rate, n_fft):
-    features = load_hparams_file(REPO / "hparams" / "features" / "fbank.yaml", {"sample_rate": sample_rate})
+    features = load_hparams_file(
+        REPO / "hparams" / "features" / "fbank.yaml", {"sample_rate": sample_rate}
+    )
     assert features["n_fft"] == n_fft == fft_size(sample_rate, 25)
     wav = torch.randn(2, int(1.234 * sample_rate))
     fbank = features["compute_features"](wav)

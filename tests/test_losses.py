@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import frame_blend, topk_targets
-
 from speechbrain.nnet.losses import nll_loss_kd
 
 from blend_modules.losses import check_blend_options, soft_targets, teacher_topk

@@ -118,4 +118,6 @@ def test_masked_batch_norm_without_padding_is_batch_norm():
     assert torch.allclose(reference.running_mean, masked.running_mean, atol=1e-6)
     assert torch.allclose(reference.running_var, masked.running_var, atol=1e-6)
     reference.eval(), masked.eval()
-    assert torch.allclose(reference(maps), masked(maps, torch.ones(3, 20, dtype=torch.bool)), atol=1e-6)
+    assert torch.allclose(
+        reference(maps), masked(maps, torch.ones(3, 20, dtype=torch.bool)), atol=1e-6
+    )

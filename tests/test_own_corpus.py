@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
-
+from conftest import RECIPE, run_recipe, tiny_overrides
 from fsdd_prepare import prepare_fsdd
 
 OWN_CORPUS_BLOCK = """prepare: null
@@ -44,12 +43,13 @@ def run(recipe: Path, script: str, hparams_file: str, overrides: dict):
 
 
 def test_copied_recipe_at_another_depth_with_own_manifests(tmp_path):
-    corpus = prepare_fsdd(  # stands for any corpus: manifests, wavs and Kaldi text alignments
+    corpus = tmp_path / "my_data"  # stands for any corpus: manifests, wavs, Kaldi text alignments
+    prepare_fsdd(
         RECIPE / "fsdd",
-        tmp_path / "my_data",
+        corpus,
         {"train": ["george", "lucas"], "valid": ["theo"], "test": ["yweweler"]},
         {"train": 10, "valid": 3, "test": 3},
-    ) or tmp_path / "my_data"
+    )
     for name in ("train", "valid", "test"):  # as hand-made files come: CRLF, a blank line
         ali = corpus / f"{name}.ali"
         ali.write_bytes(ali.read_bytes().replace(b"\n", b"\r\n") + b"\r\n")

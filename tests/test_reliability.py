@@ -18,10 +18,10 @@ import torch
 from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
 from speechbrain.dataio.batch import PaddedBatch
 
-from blend_modules.hparams import load_hparams_file
 from blend_modules.brains import TeacherBrain
 from blend_modules.checkpoints import COMPLETE_MARKER
 from blend_modules.data import check_manifest, dataio_prepare
+from blend_modules.hparams import load_hparams_file
 
 KILL_SPLITS = {"train": 40, "valid": 4, "test": 4}
 COMPARED = ("best_epoch", "valid_loss", "valid_frame_acc", "test_loss", "test_frame_acc")
@@ -195,7 +195,9 @@ class PoisonedBrain(TeacherBrain):
 
 def poisoned_brain(tiny_hparams, tmp_path, poisoned, **run_opts):
     root = Path(tiny_hparams["prepared_folder"]).parent
-    hparams = load_hparams_file(RECIPE / "hparams" / "cnn.yaml", tiny_overrides(root / "prepared", tmp_path))
+    hparams = load_hparams_file(
+        RECIPE / "hparams" / "cnn.yaml", tiny_overrides(root / "prepared", tmp_path)
+    )
     brain = PoisonedBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

@@ -244,7 +244,9 @@ def test_corrupt_or_truncated_shard_is_named(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(blend_modules.teacher, "file_sha256", None)
     store = TeacherStore(tmp_path, metadata, TOP_K)
     index = json.loads((tmp_path / "metadata.json").read_text())["utterances"]
-    in_shard_2 = sorted((start, utt) for utt, (shard_number, start, *_) in index.items() if shard_number == 2)
+    in_shard_2 = sorted(
+        (start, utt) for utt, (shard_number, start, *_) in index.items() if shard_number == 2
+    )
     first, last = in_shard_2[0][1], in_shard_2[-1][1]
     store[first]  # intact data of the damaged shard still reads
     with pytest.raises(

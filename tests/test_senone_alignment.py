@@ -1,0 +1,198 @@
+"""Senone targets from pocketsphinx's forced aligner on real utterances of the embedded
+speechocean762 subset: preparation, the frame mapping, the label inventory, resuming, and bad
+inputs."""
+
+import csv
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from conftest import REPO
+
+from blend_modules.alignments import read_alignments
+from blend_modules.senone_alignment import (
+    CI_STATES,
+    SenoneAligner,
+    align_manifest,
+    aligned_frames,
+    read_aligned,
+    read_labels,
+)
+
+RECIPE = REPO / "recipes" / "SpeechOcean762" / "Blend"
+sys.path.insert(0, str(RECIPE))
+from speechocean_prepare import prepare_speechocean  # noqa: E402
+
+CORPUS = RECIPE / "speechocean762"
+KEPT = 60
+
+
+def prepare(folder, **options):
+    options = {
+        "valid_speakers": 1,
+        "test_speakers": 2,
+        "sample_rate": 8000,
+        "senones_kept": KEPT,
+        **options,
+    }
+    prepare_speechocean(CORPUS, folder, **options)
+    return Path(folder)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return prepare(tmp_path_factory.mktemp("speechocean") / "prepared")
+
+
+def rows(path):
+    with open(path, newline="") as csv_file:
+        return list(csv.DictReader(csv_file))
+
+
+def test_manifests_are_speaker_disjoint_with_age_and_gender(prepared):
+    splits = {split: rows(prepared / f"{split}.csv") for split in ("train", "valid", "test")}
+    speakers = {split: {row["spk_id"] for row in r} for split, r in splits.items()}
+    assert speakers == {"train": {"1029"}, "valid": {"0006"}, "test": {"0003", "0024"}}
+    for split_rows in splits.values():
+        for row in split_rows:
+            assert row["age_group"] == ("child" if row["spk_id"] in ("0006", "0003") else "adult")
+            assert row["words"] and row["words"] == row["words"].upper()
+            assert sf.info(row["wav"].replace("$data_root", str(prepared))).samplerate == 8000
+    texts = dict(
+        line.split(maxsplit=1) for line in (CORPUS / "test" / "text").read_text().splitlines()
+    )
+    assert all(row["words"] == texts[row["ID"]].strip() for row in splits["test"])
+
+
+def test_every_utterance_aligned_and_labels_fit(prepared):
+    stats = json.loads((prepared / "senone_alignment.json").read_text())
+    assert all(
+        s["aligned"] == s["utterances"] and not s["failed"] for s in stats["alignment"].values()
+    )
+    labels = read_labels(prepared / "labels.txt")
+    assert [name for name, _ in labels[: len(CI_STATES)]] == CI_STATES
+    assert len(labels) == stats["labels"] == len(CI_STATES) + KEPT
+    assert all(len(senones) == 1 for _, senones in labels[len(CI_STATES) :])
+    every_senone = [s for _, senones in labels for s in senones]
+    assert len(every_senone) == len(set(every_senone))  # each senone has one label
+    train = stats["splits"]["train"]
+    assert 0.2 < train["silence_share"] < 0.6  # read sentences between silences
+    alignments = read_alignments(prepared / "train.ali", len(labels))
+    assert sum(len(a) for a in alignments.values()) == train["frames"]
+
+
+@pytest.mark.parametrize("manifest", ["train.csv", "align_train.csv"])
+def test_frame_mapping_to_the_centred_stft(prepared, manifest):
+    """pocketsphinx labels (n - 90) // 160 frames of n samples at 16 kHz; SpeechBrain's centred
+    STFT has 1-2 more, at 16 kHz and at 8 kHz: FrameTargets(frame_tolerance=2) maps them."""
+    alignments = read_alignments(prepared / "train.ali", len(CI_STATES) + KEPT)
+    originals = {row["ID"]: row["wav"] for row in rows(prepared / "align_train.csv")}
+    for row in rows(prepared / manifest):
+        info = sf.info(row["wav"].replace("$data_root", str(prepared)))
+        hop = info.samplerate // 100
+        labels = len(alignments[row["ID"]])
+        assert labels == aligned_frames(sf.info(originals[row["ID"]]).frames)
+        assert info.frames // hop + 1 - labels in (1, 2)
+
+
+def test_alignment_resumes_after_a_kill(prepared, tmp_path):
+    cache = prepared / "aligned" / "test.jsonl"
+    lines = cache.read_text().splitlines(keepends=True)
+    killed = tmp_path / "test.jsonl"
+    killed.write_text("".join(lines[:15]) + lines[15][:40])  # 15 written, the 16th torn
+    counts = align_manifest(prepared / "align_test.csv", killed, SenoneAligner())
+    assert counts["aligned"] == 40
+    assert read_aligned(killed) == read_aligned(cache)  # as if never killed
+
+
+def test_rerun_with_another_inventory_does_not_realign(prepared, tmp_path):
+    folder = tmp_path / "again"
+    shutil.copytree(prepared, folder)
+    caches = {p: p.stat().st_mtime_ns for p in (folder / "aligned").glob("*.jsonl")}
+    prepare(folder, senones_kept=10)
+    assert len(read_labels(folder / "labels.txt")) == len(CI_STATES) + 10
+    assert caches == {p: p.stat().st_mtime_ns for p in caches}
+    stats = json.loads((folder / "senone_alignment.json").read_text())
+    assert all(s["seconds"] < 1 for s in stats["alignment"].values())
+
+
+@pytest.fixture
+def corpus_copy(tmp_path):
+    copy = tmp_path / "corpus"
+    shutil.copytree(CORPUS, copy)
+    return copy
+
+
+def replace_line(path, utt_id, new_line):
+    lines = [
+        new_line if line.split()[0] == utt_id else line for line in path.read_text().splitlines()
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def first_test_utterance(corpus):
+    return (corpus / "test" / "text").read_text().split()[0]
+
+
+def test_unknown_word_and_failed_alignment_are_left_out_and_counted(corpus_copy, tmp_path):
+    utt_id = first_test_utterance(corpus_copy)
+    replace_line(corpus_copy / "test" / "text", utt_id, f"{utt_id} HELLO QWXZYV")
+    second = (corpus_copy / "test" / "text").read_text().split("\n")[1].split()[0]
+    wav = (
+        corpus_copy
+        / dict(
+            line.split() for line in (corpus_copy / "test" / "wav.scp").read_text().splitlines()
+        )[second]
+    )
+    samples, rate = sf.read(wav)
+    sf.write(wav, samples[:3200], rate)  # 0.2 s for a whole sentence: no alignment exists
+    prepare_speechocean(corpus_copy, tmp_path / "prepared", 1, 2, 8000, KEPT)
+    stats = json.loads((tmp_path / "prepared" / "senone_alignment.json").read_text())
+    failed = stats["alignment"]["test"]["failed"]
+    assert set(failed) == {utt_id, second}
+    assert "qwxzyv" in failed[utt_id] and "widest beams" in failed[second]
+    assert stats["alignment"]["test"]["aligned"] == 38
+    ali = read_alignments(tmp_path / "prepared" / "test.ali", len(CI_STATES) + KEPT)
+    assert utt_id not in ali and second not in ali and len(ali) == 38
+
+
+@pytest.mark.parametrize(
+    "damage, error, message",
+    [
+        (
+            "missing_audio",
+            FileNotFoundError,
+            r"wav.scp \(utterance '(\d+)'\): audio file .* does not exist",
+        ),
+        (
+            "other_rate",
+            ValueError,
+            r"wav.scp \(utterance '(\d+)'\): .* is at 8000 Hz, expected 16000",
+        ),
+        ("empty_text", ValueError, r"test/text:1: '(\d+)' has no value"),
+    ],
+)
+def test_bad_corpus_is_refused_naming_the_file(corpus_copy, tmp_path, damage, error, message):
+    utt_id = first_test_utterance(corpus_copy)
+    wavs = dict(
+        line.split() for line in (corpus_copy / "test" / "wav.scp").read_text().splitlines()
+    )
+    if damage == "missing_audio":
+        (corpus_copy / wavs[utt_id]).unlink()
+    elif damage == "other_rate":
+        samples, _ = sf.read(corpus_copy / wavs[utt_id])
+        sf.write(corpus_copy / wavs[utt_id], samples[::2], 8000)
+    else:
+        replace_line(corpus_copy / "test" / "text", utt_id, utt_id)
+    with pytest.raises(error, match=message) as refused:
+        prepare_speechocean(corpus_copy, tmp_path / "prepared", 1, 2, 8000, KEPT)
+    assert utt_id in str(refused.value)
+    assert not (tmp_path / "prepared" / "prepare_options.json").exists()
+
+
+def test_aligner_needs_16k_audio(prepared, tmp_path):
+    with pytest.raises(ValueError, match=r"train.csv:2 .* has sample rate 8000 Hz, expected 16000"):
+        align_manifest(prepared / "train.csv", tmp_path / "x.jsonl", SenoneAligner())
