@@ -5,6 +5,7 @@ inputs."""
 import csv
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -196,3 +197,26 @@ def test_bad_corpus_is_refused_naming_the_file(corpus_copy, tmp_path, damage, er
 def test_aligner_needs_16k_audio(prepared, tmp_path):
     with pytest.raises(ValueError, match=r"train.csv:2 .* has sample rate 8000 Hz, expected 16000"):
         align_manifest(prepared / "train.csv", tmp_path / "x.jsonl", SenoneAligner())
+
+
+def test_recipe_end_to_end_on_senone_targets(prepared, tmp_path):
+    """The speechocean762 recipe's scripts: teacher, then the blended CNN (offline store), on
+    the aligner's targets, one epoch each."""
+    overrides = {
+        "prepared_folder": prepared,
+        "results_folder": tmp_path,
+        "senones_kept": KEPT,
+        "number_of_epochs": 1,
+    }
+    for script, hparams_file in (
+        ("train_teacher.py", "blstm.yaml"),
+        ("train_blend.py", "cnn_blend.yaml"),
+    ):
+        args = [sys.executable, script, f"hparams/{hparams_file}"]
+        args += [f"--{key}={value}" for key, value in overrides.items()]
+        result = subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "already prepared" in result.stdout  # the fixture's preparation, reused
+    summary = json.loads((tmp_path / "cnn_blend" / "1986" / "summary.json").read_text())
+    assert summary["parameters"] > 1_000_000 and 0 < summary["test_frame_acc"] <= 1
+    assert summary["bytes_per_frame"] == 64 * 4
