@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from blend_modules.frames import num_frames, real_frames
+from blend_modules.frames import num_frames, real_frames, relative_lengths
 
 
 def reverse_within_lengths(inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -231,5 +231,5 @@ class FeatureEncoder(nn.Module):
         """``[batch, samples]`` waveforms and relative lengths to ``[batch, frames, labels]``."""
         features = self.normalize(self.compute_features(wavs), wav_lens)
         num_samples = torch.round(wav_lens * wavs.shape[1]).long()
-        lengths = num_frames(num_samples, self.hop_samples).float() / features.shape[1]
+        lengths = relative_lengths(num_frames(num_samples, self.hop_samples), features.shape[1])
         return torch.log_softmax(self.model(features, lengths), dim=-1)

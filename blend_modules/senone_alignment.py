@@ -154,7 +154,7 @@ class SenoneAligner:
 
 def align_manifest(
     manifest, output_path, aligner: SenoneAligner, words_column: str = "words"
-) -> Dict:
+) -> Tuple[Dict, Dict[str, Dict]]:
     """Align every utterance of ``manifest`` (16 kHz audio; ``words`` transcripts) into the
     JSON-lines file ``output_path``, resuming after the utterances it already holds.
 
@@ -162,8 +162,9 @@ def align_manifest(
     "attempts"}`` or ``{"id", "source", "failed": reason}``; ``source`` (words, audio file,
     segment, file size) tells when a manifest's utterance changed and must be aligned again (the
     last line of an ID counts). A torn last line (a kill while writing) is dropped and that
-    utterance aligned again. Returns counts: utterances, aligned, retried, failed (ID ->
-    reason), seconds of audio, and the wall time this call spent.
+    utterance aligned again. Returns counts (utterances, aligned, retried, failed: ID ->
+    reason, seconds of audio, the wall time this call spent) and the manifest's entries by
+    utterance ID.
     """
     segments = check_manifest(manifest, SAMPLE_RATE)
     with open(manifest, newline="") as csv_file:
@@ -196,15 +197,16 @@ def align_manifest(
             out.write(json.dumps(entry) + "\n")
             out.flush()
             done[utt_id] = entry
-    entries = [done[utt_id] for utt_id in segments]
-    return {
+    entries = {utt_id: done[utt_id] for utt_id in segments}
+    counts = {
         "utterances": len(entries),
-        "aligned": sum("states" in entry for entry in entries),
-        "retried": sum(entry.get("attempts") == 2 for entry in entries),
-        "failed": {entry["id"]: entry["failed"] for entry in entries if "failed" in entry},
+        "aligned": sum("states" in entry for entry in entries.values()),
+        "retried": sum(entry.get("attempts") == 2 for entry in entries.values()),
+        "failed": {utt: entry["failed"] for utt, entry in entries.items() if "failed" in entry},
         "audio_s": round(sum(s.num_samples for s in segments.values()) / SAMPLE_RATE, 1),
         "seconds": round(time.perf_counter() - start, 1),  # this call's; 0 when all cached
     }
+    return counts, entries
 
 
 def read_aligned(path, drop_torn_line: bool = False) -> Dict[str, Dict]:
@@ -359,10 +361,7 @@ def prepare_senone_targets(
     aligner = SenoneAligner(read_lexicon(lexicon) if lexicon else None)
     aligned, counts = {}, {}
     for split, manifest in manifests.items():
-        counts[split] = align_manifest(manifest, cache / f"{split}.jsonl", aligner)
-        entries = read_aligned(cache / f"{split}.jsonl")
-        with open(manifest, newline="") as csv_file:
-            aligned[split] = {row["ID"]: entries[row["ID"]] for row in csv.DictReader(csv_file)}
+        counts[split], aligned[split] = align_manifest(manifest, cache / f"{split}.jsonl", aligner)
     stats = {"alignment": counts, **write_frame_targets(aligned, save_folder, senones_kept)}
     (save_folder / STATS_FILE).write_text(json.dumps(stats, indent=2))
     logger.info("Senone targets in %s: %s", save_folder, json.dumps(stats))

@@ -104,7 +104,7 @@ def test_alignment_resumes_after_a_kill(prepared, tmp_path):
     lines = cache.read_text().splitlines(keepends=True)
     killed = tmp_path / "test.jsonl"
     killed.write_text("".join(lines[:15]) + lines[15][:40])  # 15 written, the 16th torn
-    counts = align_manifest(prepared / "align_test.csv", killed, SenoneAligner())
+    counts, _ = align_manifest(prepared / "align_test.csv", killed, SenoneAligner())
     assert counts["aligned"] == 40
     assert read_aligned(killed) == read_aligned(cache)  # as if never killed
 
