@@ -153,7 +153,9 @@ class TeacherBrain(sb.Brain):
         if stage == sb.Stage.TRAIN:
             self.epoch_start = time.time()
             self.skipped_nonfinite, self.nonfinite_in_a_row = 0, 0
-        self.metrics = self.hparams.targets.metrics(stage)
+        # test metrics also per value of a manifest column (e.g. age group) if the YAML asks
+        group_by = getattr(self.hparams, "test_breakdown", None) if stage == sb.Stage.TEST else None
+        self.metrics = self.hparams.targets.metrics(stage, group_by)
         self.loss_terms = {"hard_loss": 0.0, "soft_loss": 0.0, "batches": 0}
 
     def stage_stats(self, stage, stage_loss) -> dict:

@@ -181,13 +181,25 @@ def test_manifests(hparams: Dict) -> Dict[str, str]:
     return dict(test_csv) if isinstance(test_csv, dict) else {"test": test_csv}
 
 
+def breakdown_column(rows: Dict[str, Dict], manifest: Path, column: str) -> str:
+    """``column``, checked to be a column of ``manifest`` with a value for every utterance."""
+    for utt_id, row in rows.items():
+        if not row.get(column):
+            raise ValueError(
+                f"{manifest}: utterance '{utt_id}' has no '{column}' (test_breakdown asks for "
+                "test metrics per value of this column)."
+            )
+    return column
+
+
 def dataio_prepare(hparams: Dict) -> Dict:
     """Check every split's manifest, audio and targets, and that no two splits share an
     utterance ID, then build each split's dataset.
 
     Uses the hparams keys ``train_csv``, ``valid_csv``, ``test_csv`` (see ``test_manifests``),
-    ``features`` and ``targets`` (already prepared). Returns ``train`` and ``valid`` datasets
-    and ``test``, a mapping of test set names to datasets. Every dataset provides ``id``,
+    ``features``, ``targets`` (already prepared) and, optionally, ``test_breakdown``: a
+    manifest column that test batches carry, for metrics per value of it (e.g. ``age_group``).
+    Returns ``train`` and ``valid`` datasets and ``test``, a mapping of test set names to datasets. Every dataset provides ``id``,
     ``sig`` (waveform) and the targets' items; utterances the targets cannot use (e.g. without
     alignment, where the targets allow skipping) are left out; valid and test are sorted by
     duration.
@@ -219,7 +231,10 @@ def dataio_prepare(hparams: Dict) -> Dict:
         items = targets.add_to_dataset(
             dataset, split, manifest, segment_lengths(segments), hop_samples(features)
         )
-        dataset.set_output_keys(["id", "sig", *items.keys])
+        extra_keys = []
+        if split not in ("train", "valid") and hparams.get("test_breakdown"):
+            extra_keys = [breakdown_column(rows, manifest, hparams["test_breakdown"])]
+        dataset.set_output_keys(["id", "sig", *items.keys, *extra_keys])
         if len(items.utterances) < len(segments) or split != "train":
             dataset = dataset.filtered_sorted(
                 key_test={"id": items.utterances.__contains__},

@@ -14,15 +14,19 @@ from typing import Dict, List
 
 
 def metric_columns(summary: Dict) -> List[str]:
-    """The summary keys shown for a run: frame accuracy, or WER and CER for CTC targets."""
+    """The summary keys shown for a run: frame accuracy, or WER and CER for CTC targets, then
+    the test metric per group where the run broke it down (``test_breakdown``)."""
     if "test_WER" in summary:
-        return ["valid_WER", "test_WER", "test_CER"]
-    return ["valid_frame_acc", "test_frame_acc"]
+        columns, by_group = ["valid_WER", "test_WER", "test_CER"], "test_WER_"
+    else:
+        columns, by_group = ["valid_frame_acc", "test_frame_acc"], "test_frame_acc_"
+    return columns + sorted(key for key in summary if key.startswith(by_group))
 
 
 def percent(summary: Dict, column: str) -> float:
     """A metric in percent (frame accuracy is stored as a fraction, WER and CER in percent)."""
-    return summary[column] if column.endswith(("WER", "CER")) else 100 * summary[column]
+    in_percent = {"WER", "CER"} & set(column.split("_"))  # also test_WER_<group>
+    return summary[column] if in_percent else 100 * summary[column]
 
 
 def results_table(results_folder: str) -> str:

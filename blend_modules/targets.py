@@ -7,8 +7,9 @@ the teacher's per-frame distributions over the same outputs (for CTC: the units,
 """
 
 import logging
+from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, NamedTuple, Set
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Set
 
 import torch
 from speechbrain.core import Stage
@@ -131,26 +132,42 @@ class FrameTargets:
         """Frame cross-entropy, a mean over real frames."""
         return frame_cross_entropy(logits, batch.frame_labels.data, lengths)
 
-    def metrics(self, stage) -> "FrameAccuracy":
-        """A fresh frame-accuracy tracker (cheap enough for training batches too)."""
-        return FrameAccuracy()
+    def metrics(self, stage, group_by: Optional[str] = None) -> "FrameAccuracy":
+        """A fresh frame-accuracy tracker (cheap enough for training batches too), also per
+        value of the batch item ``group_by`` if given."""
+        return FrameAccuracy(group_by)
+
+
+def batch_groups(batch, group_by: Optional[str]) -> List[Optional[str]]:
+    """Each utterance's value of the batch item ``group_by`` (a manifest column), or None."""
+    return list(getattr(batch, group_by)) if group_by else [None] * len(batch.id)
 
 
 class FrameAccuracy:
-    """Frame accuracy over real frames."""
+    """Frame accuracy over real frames; with ``group_by`` (a manifest column such as
+    ``age_group``) also per value of it, as ``frame_acc_<value>``."""
 
-    def __init__(self):
-        self.correct, self.total = 0, 0
+    def __init__(self, group_by: Optional[str] = None):
+        self.group_by = group_by
+        self.correct, self.total = Counter(), Counter()  # by group; None: all utterances
 
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
         mask = frame_mask(lengths, logits.shape[1])
-        hits = (logits.argmax(-1) == batch.frame_labels.data) & mask
-        self.correct += hits.sum().item()
-        self.total += mask.sum().item()
+        hits = ((logits.argmax(-1) == batch.frame_labels.data) & mask).sum(1).tolist()
+        frames = mask.sum(1).tolist()
+        for group, utterance_hits, utterance_frames in zip(
+            batch_groups(batch, self.group_by), hits, frames
+        ):
+            for key in {None, group}:
+                self.correct[key] += utterance_hits
+                self.total[key] += utterance_frames
 
     def summarize(self) -> Dict[str, float]:
-        accuracy = self.correct / max(self.total, 1)
-        return {"frame_acc": accuracy, "frame_error": 1.0 - accuracy}
+        accuracy = self.correct[None] / max(self.total[None], 1)
+        stats = {"frame_acc": accuracy, "frame_error": 1.0 - accuracy}
+        for group in sorted(key for key in self.total if key is not None):
+            stats[f"frame_acc_{group}"] = self.correct[group] / max(self.total[group], 1)
+        return stats
 
     def write(self, folder: Path, test_set: str) -> None:
         """Nothing beyond the summary to write for frame targets."""
@@ -273,20 +290,23 @@ class CTCTargets:
             return [self.tokenizer.decode_ids(ids).split() for ids in sequences]
         return [hyps[0].text.split() for hyps in search(log_probs, relative)]
 
-    def metrics(self, stage) -> "WordErrorRates":
-        """WER/CER trackers, decoding greedily on valid and with the test searcher on test;
-        None on training batches, which are not decoded."""
+    def metrics(self, stage, group_by: Optional[str] = None) -> "WordErrorRates":
+        """WER/CER trackers, decoding greedily on valid and with the test searcher on test
+        (also per value of the batch item ``group_by`` if given); None on training batches,
+        which are not decoded."""
         if stage == Stage.TRAIN:
             return None
-        return WordErrorRates(self, self.searcher if stage == Stage.TEST else None)
+        return WordErrorRates(self, self.searcher if stage == Stage.TEST else None, group_by)
 
 
 class WordErrorRates:
-    """WER and CER with SpeechBrain's ``ErrorRateStats``."""
+    """WER and CER with SpeechBrain's ``ErrorRateStats``; with ``group_by`` (a manifest column)
+    also the WER per value of it, as ``WER_<value>``."""
 
-    def __init__(self, targets: CTCTargets, search: Callable = None):
-        self.targets, self.search = targets, search
+    def __init__(self, targets: CTCTargets, search: Callable = None, group_by: str = None):
+        self.targets, self.search, self.group_by = targets, search, group_by
         self.wer, self.cer = ErrorRateStats(), ErrorRateStats(split_tokens=True)
+        self.wer_by_group = defaultdict(ErrorRateStats)
 
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
         hypotheses = self.targets.decode(logits.detach(), lengths, self.search)
@@ -296,9 +316,18 @@ class WordErrorRates:
             references = [self.targets.scoring_filter(words) for words in references]
         self.wer.append(batch.id, hypotheses, references)
         self.cer.append(batch.id, hypotheses, references)
+        if self.group_by:
+            for utterance in zip(
+                batch_groups(batch, self.group_by), batch.id, hypotheses, references
+            ):
+                group, utt_id, hypothesis, reference = utterance
+                self.wer_by_group[group].append([utt_id], [hypothesis], [reference])
 
     def summarize(self) -> Dict[str, float]:
-        return {"WER": self.wer.summarize("error_rate"), "CER": self.cer.summarize("error_rate")}
+        stats = {"WER": self.wer.summarize("error_rate"), "CER": self.cer.summarize("error_rate")}
+        for group in sorted(self.wer_by_group):
+            stats[f"WER_{group}"] = self.wer_by_group[group].summarize("error_rate")
+        return stats
 
     def write(self, folder: Path, test_set: str) -> None:
         """``wer_<test_set>.txt``: per-utterance alignments and totals, as SpeechBrain recipes

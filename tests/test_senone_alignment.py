@@ -11,9 +11,15 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import torch
 from conftest import REPO
+from speechbrain.core import Stage
+from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.dataio.dataloader import SaveableDataLoader
 
-from blend_modules.alignments import read_alignments
+from blend_modules.alignments import read_alignments, write_alignments
+from blend_modules.data import dataio_prepare
+from blend_modules.hparams import load_hparams_file
 from blend_modules.senone_alignment import (
     CI_STATES,
     SenoneAligner,
@@ -27,11 +33,51 @@ RECIPE = REPO / "recipes" / "SpeechOcean762" / "Blend"
 sys.path.insert(0, str(RECIPE))
 from speechocean_prepare import prepare_speechocean  # noqa: E402
 
-CORPUS = RECIPE / "speechocean762"
+EMBEDDED = RECIPE / "speechocean762"
 KEPT = 60
+KALDI_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "spk2age", "spk2gender")
 
 
-def prepare(folder, **options):
+def first_child_and_adult(half_folder):
+    ages = dict(line.split() for line in (half_folder / "spk2age").read_text().splitlines())
+    by_id = sorted(ages)
+    return [
+        next(s for s in by_id if int(ages[s]) <= 12),
+        next(s for s in by_id if int(ages[s]) > 12),
+    ]
+
+
+def copy_corpus(destination, speakers):
+    """The embedded subset reduced to ``speakers`` (upstream half -> speaker ids): their audio
+    and their lines of every Kaldi file, in the corpus's layout."""
+    shutil.copytree(EMBEDDED / "resource", destination / "resource")
+    for half, ids in speakers.items():
+        (destination / half).mkdir(parents=True)
+        utt2spk = dict(
+            line.split() for line in (EMBEDDED / half / "utt2spk").read_text().splitlines()
+        )
+        for name in KALDI_FILES:
+            lines = (EMBEDDED / half / name).read_text().splitlines()
+            key_speaker = (lambda key: key) if name.startswith("spk2") else utt2spk.get
+            kept = [line for line in lines if key_speaker(line.split()[0]) in ids]
+            (destination / half / name).write_text("\n".join(kept) + "\n")
+        for speaker in ids:
+            shutil.copytree(
+                EMBEDDED / "WAVE" / f"SPEAKER{speaker}", destination / "WAVE" / f"SPEAKER{speaker}"
+            )
+    return destination
+
+
+# A child and an adult of each upstream half: 80 utterances, aligned in ~10 s
+SPEAKERS = {half: first_child_and_adult(EMBEDDED / half) for half in ("train", "test")}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return copy_corpus(tmp_path_factory.mktemp("speechocean") / "corpus", SPEAKERS)
+
+
+def prepare(corpus, folder, **options):
     options = {
         "valid_speakers": 1,
         "test_speakers": 2,
@@ -39,13 +85,13 @@ def prepare(folder, **options):
         "senones_kept": KEPT,
         **options,
     }
-    prepare_speechocean(CORPUS, folder, **options)
+    prepare_speechocean(corpus, folder, **options)
     return Path(folder)
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return prepare(tmp_path_factory.mktemp("speechocean") / "prepared")
+def prepared(corpus):
+    return prepare(corpus, corpus.parent / "prepared")
 
 
 def rows(path):
@@ -53,17 +99,22 @@ def rows(path):
         return list(csv.DictReader(csv_file))
 
 
-def test_manifests_are_speaker_disjoint_with_age_and_gender(prepared):
+def test_manifests_are_speaker_disjoint_with_age_and_gender(corpus, prepared):
     splits = {split: rows(prepared / f"{split}.csv") for split in ("train", "valid", "test")}
     speakers = {split: {row["spk_id"] for row in r} for split, r in splits.items()}
-    assert speakers == {"train": {"1029"}, "valid": {"0006"}, "test": {"0003", "0024"}}
+    (train_child, train_adult), (test_child, test_adult) = SPEAKERS["train"], SPEAKERS["test"]
+    # one of two speakers, spread over sorted (age group, gender, id): the second, the child
+    expected = {"train": {train_adult}, "valid": {train_child}, "test": {test_child, test_adult}}
+    assert speakers == expected
     for split_rows in splits.values():
         for row in split_rows:
-            assert row["age_group"] == ("child" if row["spk_id"] in ("0006", "0003") else "adult")
+            assert row["age_group"] == (
+                "child" if row["spk_id"] in (train_child, test_child) else "adult"
+            )
             assert row["words"] and row["words"] == row["words"].upper()
             assert sf.info(row["wav"].replace("$data_root", str(prepared))).samplerate == 8000
     texts = dict(
-        line.split(maxsplit=1) for line in (CORPUS / "test" / "text").read_text().splitlines()
+        line.split(maxsplit=1) for line in (corpus / "test" / "text").read_text().splitlines()
     )
     assert all(row["words"] == texts[row["ID"]].strip() for row in splits["test"])
 
@@ -109,11 +160,11 @@ def test_alignment_resumes_after_a_kill(prepared, tmp_path):
     assert read_aligned(killed) == read_aligned(cache)  # as if never killed
 
 
-def test_rerun_with_another_inventory_does_not_realign(prepared, tmp_path):
+def test_rerun_with_another_inventory_does_not_realign(corpus, prepared, tmp_path):
     folder = tmp_path / "again"
     shutil.copytree(prepared, folder)
     caches = {p: p.stat().st_mtime_ns for p in (folder / "aligned").glob("*.jsonl")}
-    prepare(folder, senones_kept=10)
+    prepare(corpus, folder, senones_kept=10)
     assert len(read_labels(folder / "labels.txt")) == len(CI_STATES) + 10
     assert caches == {p: p.stat().st_mtime_ns for p in caches}
     stats = json.loads((folder / "senone_alignment.json").read_text())
@@ -121,10 +172,8 @@ def test_rerun_with_another_inventory_does_not_realign(prepared, tmp_path):
 
 
 @pytest.fixture
-def corpus_copy(tmp_path):
-    copy = tmp_path / "corpus"
-    shutil.copytree(CORPUS, copy)
-    return copy
+def corpus_copy(corpus, tmp_path):
+    return Path(shutil.copytree(corpus, tmp_path / "corpus"))
 
 
 def replace_line(path, utt_id, new_line):
@@ -199,10 +248,13 @@ def test_aligner_needs_16k_audio(prepared, tmp_path):
         align_manifest(prepared / "train.csv", tmp_path / "x.jsonl", SenoneAligner())
 
 
-def test_recipe_end_to_end_on_senone_targets(prepared, tmp_path):
+def test_recipe_end_to_end_on_senone_targets(corpus, prepared, tmp_path):
     """The speechocean762 recipe's scripts: teacher, then the blended CNN (offline store), on
     the aligner's targets, one epoch each."""
     overrides = {
+        "data_folder": corpus,
+        "valid_speakers": 1,
+        "test_speakers": 2,
         "prepared_folder": prepared,
         "results_folder": tmp_path,
         "senones_kept": KEPT,
@@ -220,3 +272,56 @@ def test_recipe_end_to_end_on_senone_targets(prepared, tmp_path):
     summary = json.loads((tmp_path / "cnn_blend" / "1986" / "summary.json").read_text())
     assert summary["parameters"] > 1_000_000 and 0 < summary["test_frame_acc"] <= 1
     assert summary["bytes_per_frame"] == 64 * 4
+
+
+def recipe_hparams(corpus, prepared, **overrides):
+    """The speechocean762 CNN recipe's hparams on the test corpus."""
+    overrides = {
+        "data_folder": str(corpus),
+        "valid_speakers": 1,
+        "test_speakers": 2,
+        "prepared_folder": str(prepared),
+        "senones_kept": KEPT,
+        **overrides,
+    }
+    return load_hparams_file(RECIPE / "hparams" / "cnn.yaml", overrides)
+
+
+def test_alignment_off_by_more_than_the_tolerance_is_refused(corpus, prepared, tmp_path):
+    folder = Path(shutil.copytree(prepared, tmp_path / "prepared"))
+    alignments = read_alignments(folder / "test.ali", len(CI_STATES) + KEPT)
+    utt_id = sorted(alignments)[3]
+    alignments[utt_id] = alignments[utt_id][:-3]  # 1-2 frames short are the aligner's edges
+    write_alignments(folder / "test.ali", alignments)
+    hparams = recipe_hparams(corpus, folder)
+    with pytest.raises(ValueError, match=rf"test.ali: utterance '{utt_id}' has \d+ frames"):
+        dataio_prepare(hparams)
+
+
+def test_test_metrics_per_age_group(corpus, prepared):
+    """``test_breakdown: age_group`` gives test batches the manifest's column, and frame
+    accuracy per group adds up to the total (weighted by frames)."""
+    hparams = recipe_hparams(corpus, prepared)
+    test = dataio_prepare(hparams)["test"]["test"]
+    metrics = hparams["targets"].metrics(Stage.TEST, group_by="age_group")
+    frames = {}
+    for batch in SaveableDataLoader(test, batch_size=8, collate_fn=PaddedBatch):
+        labels = batch.frame_labels.data
+        # a "model" right on even-numbered utterances' frames, wrong elsewhere
+        logits = torch.nn.functional.one_hot(labels, len(CI_STATES) + KEPT).float()
+        for row, utt_id in enumerate(batch.id):
+            if int(utt_id) % 2:
+                logits[row] = logits[row].roll(1, dims=-1)
+        lengths = torch.round(batch.frame_labels.lengths * labels.shape[1]).long()  # frames
+        metrics.append(logits, batch, lengths)
+        for utt_id, group, length in zip(batch.id, batch.age_group, lengths.tolist()):
+            frames.setdefault(group, {})[utt_id] = length
+    stats = metrics.summarize()
+    assert set(frames) == {"child", "adult"}
+    for group, by_utterance in frames.items():
+        right = sum(n for utt_id, n in by_utterance.items() if int(utt_id) % 2 == 0)
+        assert stats[f"frame_acc_{group}"] == pytest.approx(right / sum(by_utterance.values()))
+    total = sum(sum(by_utterance.values()) for by_utterance in frames.values())
+    assert stats["frame_acc"] == pytest.approx(
+        sum(stats[f"frame_acc_{g}"] * sum(frames[g].values()) for g in frames) / total
+    )
