@@ -13,7 +13,7 @@ and utterance named.
 import csv
 import math
 from pathlib import Path
-from typing import Dict, NamedTuple
+from typing import Dict, Mapping, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -181,15 +181,11 @@ def test_manifests(hparams: Dict) -> Dict[str, str]:
     return dict(test_csv) if isinstance(test_csv, dict) else {"test": test_csv}
 
 
-def breakdown_column(rows: Dict[str, Dict], manifest: Path, column: str) -> str:
-    """``column``, checked to be a column of ``manifest`` with a value for every utterance."""
+def check_column(rows: Mapping[str, Mapping], manifest, column: str, needed_for: str) -> None:
+    """``ValueError`` naming the manifest and utterance if a row has no value in ``column``."""
     for utt_id, row in rows.items():
-        if not row.get(column):
-            raise ValueError(
-                f"{manifest}: utterance '{utt_id}' has no '{column}' (test_breakdown asks for "
-                "test metrics per value of this column)."
-            )
-    return column
+        if not str(row.get(column) or "").strip():
+            raise ValueError(f"{manifest}: utterance '{utt_id}' has no '{column}' ({needed_for}).")
 
 
 def dataio_prepare(hparams: Dict) -> Dict:
@@ -232,8 +228,9 @@ def dataio_prepare(hparams: Dict) -> Dict:
             dataset, split, manifest, segment_lengths(segments), hop_samples(features)
         )
         extra_keys = []
-        if split not in ("train", "valid") and hparams.get("test_breakdown"):
-            extra_keys = [breakdown_column(rows, manifest, hparams["test_breakdown"])]
+        if split != "train" and hparams.get("test_breakdown"):  # valid is also decoded as a test
+            check_column(rows, manifest, hparams["test_breakdown"], "test_breakdown")
+            extra_keys = [hparams["test_breakdown"]]
         dataset.set_output_keys(["id", "sig", *items.keys, *extra_keys])
         if len(items.utterances) < len(segments) or split != "train":
             dataset = dataset.filtered_sorted(

@@ -1,24 +1,37 @@
-"""Export a trained CTC model as a folder that ``speechbrain.inference.ASR.EncoderASR`` loads.
+"""A trained model as a folder that transcribes audio: features -> model -> decoder -> words.
+
+CTC targets: SpeechBrain's own ``EncoderASR`` loads it (greedy CTC decoding)::
 
     from speechbrain.inference.ASR import EncoderASR
     asr = EncoderASR.from_hparams(source="results/cnn_ctc/1986/inference", savedir="...")
     asr.transcribe_file("utterance.wav")
 
+Frame targets with a decoder (hybrid): :class:`HybridASR`, the same interface, decodes the
+model's pseudo-log-likelihoods with the recipe's WFST graph at the acoustic scale chosen on
+valid::
+
+    from blend_modules.inference import HybridASR
+    asr = HybridASR.from_hparams(source="results/cnn/1986/inference", savedir="...")
+    asr.transcribe_file("utterance.wav")
+
 The folder holds ``hyperparams.yaml`` (the run's features and architecture, as resolved when
-it trained, plus the encoder, the greedy CTC decoder and a pretrainer), ``model.ckpt``,
-``normalizer.ckpt`` and ``tokenizer.ckpt`` (the SentencePiece model).
+it trained, plus the encoder, the decoding pieces and a pretrainer), ``model.ckpt``,
+``normalizer.ckpt`` and ``tokenizer.ckpt`` (CTC: the SentencePiece model) or ``decoder.ckpt``
+(hybrid: graph, words, label priors, acoustic scale).
 """
 
 import io
 import shutil
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Optional
 
+import torch
 from ruamel.yaml import YAML
+from speechbrain.inference.interfaces import Pretrained
 
-from blend_modules.frames import hop_samples
+from blend_modules.frames import hop_samples, num_frames
 
-INFERENCE_YAML = """
+ENCODER_YAML = """
 audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
     sample_rate: {sample_rate}   # files are resampled to it (the default would be 16 kHz)
 encoder: !new:blend_modules.models.FeatureEncoder
@@ -26,21 +39,38 @@ encoder: !new:blend_modules.models.FeatureEncoder
     normalize: !ref <normalize>
     model: !ref <architecture[model]>
     hop_samples: {hop}
+modules:
+    encoder: !ref <encoder>
+"""
+CTC_YAML = """
 tokenizer: !new:sentencepiece.SentencePieceProcessor
 decoding_function: !name:speechbrain.decoders.ctc_greedy_decode
     blank_id: {blank}
-modules:
-    encoder: !ref <encoder>
 pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
     loadables:
         model: !ref <architecture[model]>
         normalizer: !ref <normalize>
         tokenizer: !ref <tokenizer>
 """
+HYBRID_YAML = """
+hop_samples: {hop}
+decoder: !new:blend_modules.decoding.WordDecoder
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        model: !ref <architecture[model]>
+        normalizer: !ref <normalize>
+        decoder: !ref <decoder>
+"""
 
 
-def write_inference_folder(hparams: Dict, checkpoint, folder) -> Path:
-    """Write ``folder`` for EncoderASR from a CTC run's best ``checkpoint`` and tokenizer."""
+def write_inference_folder(hparams: Dict, checkpoint, folder) -> Optional[Path]:
+    """Write ``folder`` from a run's best ``checkpoint``: for ``EncoderASR`` (CTC targets, with
+    the tokenizer) or for :class:`HybridASR` (frame targets with a decoder). Frame targets
+    without a decoder cannot transcribe: nothing is written, None returned."""
+    targets = hparams["targets"]
+    decoder = getattr(targets, "decoder", None)
+    if decoder is None and not hasattr(targets, "tokenizer_file"):
+        return None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     yaml = YAML()
@@ -48,16 +78,38 @@ def write_inference_folder(hparams: Dict, checkpoint, folder) -> Path:
     kept = {key: saved[key] for key in ("features", "normalize", "architecture")}
     text = io.StringIO()
     yaml.dump(kept, text)
-    targets = hparams["targets"]
-    text.write(
-        INFERENCE_YAML.format(
-            sample_rate=hparams["features"]["sample_rate"],
-            hop=hop_samples(hparams["features"]),
-            blank=targets.blank_index,
-        )
-    )
+    hop = hop_samples(hparams["features"])
+    text.write(ENCODER_YAML.format(sample_rate=hparams["features"]["sample_rate"], hop=hop))
+    if decoder is not None:
+        text.write(HYBRID_YAML.format(hop=hop))
+        decoder._save(folder / "decoder.ckpt")
+    else:
+        text.write(CTC_YAML.format(blank=targets.blank_index))
+        shutil.copy(targets.tokenizer_file, folder / "tokenizer.ckpt")
     (folder / "hyperparams.yaml").write_text(text.getvalue())
     shutil.copy(Path(checkpoint.path, "model.ckpt"), folder / "model.ckpt")
     shutil.copy(Path(checkpoint.path, "normalizer.ckpt"), folder / "normalizer.ckpt")
-    shutil.copy(targets.tokenizer_file, folder / "tokenizer.ckpt")
     return folder
+
+
+class HybridASR(Pretrained):
+    """Transcribes audio with a frame-target model: features, model, then the recipe's WFST
+    decoder over its pseudo-log-likelihoods (see :func:`write_inference_folder`)."""
+
+    HPARAMS_NEEDED = ["decoder", "hop_samples"]
+    MODULES_NEEDED = ["encoder"]
+
+    def transcribe_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> List[str]:
+        """Words of each ``[batch, samples]`` waveform (relative lengths ``wav_lens``)."""
+        with torch.no_grad():
+            log_posteriors = self.mods.encoder(wavs.to(self.device), wav_lens.to(self.device))
+        frames = num_frames(torch.round(wav_lens * wavs.shape[1]).long(), self.hparams.hop_samples)
+        return [
+            " ".join(self.hparams.decoder.transcribe(utterance[:length].float().cpu().numpy()))
+            for utterance, length in zip(log_posteriors, frames.tolist())
+        ]
+
+    def transcribe_file(self, path: str) -> str:
+        """Words of an audio file (resampled to the model's rate, first channel)."""
+        waveform = self.load_audio(path)
+        return self.transcribe_batch(waveform[None], torch.ones(1))[0]

@@ -1,9 +1,9 @@
-"""Hybrid decoding with Kaldi: label priors from alignments, and a model's pseudo-log-likelihoods
-(log posterior - log prior per frame) written as a Kaldi ark/scp for ``latgen-faster-mapped``."""
+"""Hybrid decoding with Kaldi: a model's pseudo-log-likelihoods (log posterior - log prior per
+frame, see :mod:`blend_modules.priors`) written as a Kaldi ark/scp for ``latgen-faster-mapped``."""
 
 import logging
 from pathlib import Path
-from typing import Dict, Iterable, Mapping
+from typing import Dict, Mapping
 
 import kaldiio
 import numpy as np
@@ -13,24 +13,6 @@ from blend_modules.audio import read_segment
 from blend_modules.data import Segment
 
 logger = logging.getLogger(__name__)
-
-
-def label_counts(
-    alignments: Mapping[str, np.ndarray], num_labels: int, utterances: Iterable[str] = None
-) -> np.ndarray:
-    """How often each label occurs in the alignments (of ``utterances`` only, if given)."""
-    chosen = alignments.keys() if utterances is None else utterances
-    counts = np.zeros(num_labels, dtype=np.int64)
-    for utt_id in chosen:
-        counts += np.bincount(alignments[utt_id], minlength=num_labels)
-    return counts
-
-
-def log_priors(counts: np.ndarray, floor: float = 1e-10) -> np.ndarray:
-    """Log prior of each label from its counts; unseen labels get ``floor`` (their
-    pseudo-likelihoods would otherwise be infinite), as Kaldi's nnet1 ``--prior-floor`` does."""
-    priors = counts / counts.sum()
-    return np.log(np.maximum(priors, floor))
 
 
 def write_counts(path, counts: np.ndarray) -> None:
@@ -48,7 +30,8 @@ def export_loglikes(
     device: str = "cpu",
 ) -> Dict[str, int]:
     """Write ``out_prefix.ark`` and ``out_prefix.scp``: per utterance a ``[frames, labels]``
-    float32 matrix of log softmax - log prior, the input ``latgen-faster-mapped`` expects.
+    float32 matrix of log softmax - log prior, the input ``latgen-faster-mapped`` expects
+    (labels unseen in training are disabled by their prior, see :func:`priors.log_priors`).
 
     ``model`` maps ``([1, frames, features], lengths)`` to logits (a loaded ``Teacher``).
     Returns the number of utterances and frames written.

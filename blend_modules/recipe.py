@@ -93,7 +93,12 @@ def fit_and_test(
     """Train with validation, test the best checkpoint (lowest valid error of the targets:
     frame error or WER) on each test set, and write ``summary.json`` in the output folder:
     valid and test metrics, parameter count, training time (all epochs, also those of an
-    interrupted earlier run) and per-epoch history."""
+    interrupted earlier run) and per-epoch history.
+
+    Frame targets with a decoder are also scored in words: the best checkpoint decodes valid
+    at every acoustic scale of the decoder's grid, the best scale on valid is kept
+    (``valid_acoustic_scale``) and the test sets are decoded at it, unchanged.
+    """
     error_key = hparams["targets"].error_key
     brain.fit(
         brain.hparams.epoch_counter,
@@ -104,11 +109,26 @@ def fit_and_test(
     )
     history = list(brain.history.epochs)  # evaluate() reloads the best epoch's checkpoint
     train_seconds = brain.history.train_seconds
-    test_stats = brain.evaluate_test_sets(
-        datasets["test"], min_key=error_key, test_loader_kwargs=hparams["eval_dataloader_opts"]
-    )
+    evaluate_options = {"min_key": error_key, "test_loader_kwargs": hparams["eval_dataloader_opts"]}
+    decoding = {}
+    decoder = getattr(hparams["targets"], "decoder", None)
+    if decoder is not None:  # hybrid WER: the acoustic scale is chosen on valid, then fixed
+        decoder.acoustic_scale = None
+        decoding = brain.evaluate_test_sets({"valid": datasets["valid"]}, **evaluate_options)
+        decoder.acoustic_scale = decoding["valid"]["acoustic_scale"]
+        logger.info(
+            "Acoustic scale %g, chosen on valid from %s.",
+            decoder.acoustic_scale,
+            decoder.acoustic_scales,
+        )
+    test_stats = brain.evaluate_test_sets(datasets["test"], **evaluate_options)
     best = brain.checkpointer.find_checkpoint(min_key=error_key)
-    best_valid = next(epoch["valid"] for epoch in history if epoch["epoch"] == best.meta["epoch"])
+    best_valid = dict(
+        next(epoch["valid"] for epoch in history if epoch["epoch"] == best.meta["epoch"])
+    )
+    for key, value in decoding.get("valid", {}).items():  # WER, its groups and grid, the scale
+        if "WER" in key or key == "acoustic_scale":
+            best_valid[key] = value
     summary = {
         "model": hparams["model_name"],
         "seed": hparams["seed"],
@@ -127,9 +147,9 @@ def fit_and_test(
     }
     if sb.utils.distributed.if_main_process():
         if "inference_folder" in hparams:
-            summary["inference_folder"] = str(
-                write_inference_folder(hparams, best, hparams["inference_folder"])
-            )
+            inference_folder = write_inference_folder(hparams, best, hparams["inference_folder"])
+            if inference_folder is not None:
+                summary["inference_folder"] = str(inference_folder)
         path = Path(hparams["output_folder"]) / SUMMARY_FILE
         path.write_text(json.dumps(summary, indent=2))
         logger.info("Wrote %s", path)

@@ -9,13 +9,9 @@ from typing import List
 from blend_modules.alignments import read_alignments
 from blend_modules.brains import StudentBrain, TeacherBrain
 from blend_modules.data import check_manifest, dataio_prepare
-from blend_modules.kaldi_export import (
-    export_loglikes,
-    label_counts,
-    log_priors,
-    write_counts,
-)
+from blend_modules.kaldi_export import export_loglikes, write_counts
 from blend_modules.losses import check_blend_options
+from blend_modules.priors import label_counts, log_priors
 from blend_modules.recipe import (
     fit_and_test,
     load_hparams,

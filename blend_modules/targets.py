@@ -19,8 +19,11 @@ from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from blend_modules.alignments import match_length, read_alignments
+from blend_modules.data import check_column
+from blend_modules.decoding import HybridWordErrors, WordDecoder
 from blend_modules.frames import frame_mask, num_frames
 from blend_modules.losses import frame_cross_entropy
+from blend_modules.priors import label_counts, log_priors
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,9 @@ class FrameTargets:
     skip_unaligned : bool
         Leave out (and count) utterances without alignment, as Kaldi does for utterances
         whose alignment failed; if False they are an error.
+    decoder : blend_modules.decoding.WordDecoder
+        Optional: decode valid and test to words (hybrid WER, from the manifests' ``words``),
+        with label priors from the training alignments.
     """
 
     error_key = "frame_error"
@@ -64,14 +70,18 @@ class FrameTargets:
         alignments: Mapping[str, str],
         frame_tolerance: int = 0,
         skip_unaligned: bool = False,
+        decoder: WordDecoder = None,
     ):
         self.num_labels = num_labels
         self.alignments = dict(alignments)
         self.frame_tolerance = frame_tolerance
         self.skip_unaligned = skip_unaligned
+        self.decoder = decoder
 
     def prepare(self) -> None:
-        """Nothing to build: the alignments come with the corpus."""
+        """Build the decoding graph, if decoding (the alignments come with the corpus)."""
+        if self.decoder is not None:
+            self.decoder.prepare()
 
     def outputs(self) -> Dict:
         """What the model's outputs mean; teacher and student must agree on it."""
@@ -105,6 +115,8 @@ class FrameTargets:
                 )
             adjusted += len(aligned) != expected
             labels[utt_id] = match_length(aligned, expected)
+        if split == "train" and self.decoder is not None:
+            self.decoder.label_log_priors = log_priors(label_counts(labels, self.num_labels))
         skipped = len(num_samples) - len(labels)
         if skipped or adjusted:
             logger.info(
@@ -126,6 +138,9 @@ class FrameTargets:
             return torch.from_numpy(labels[utt_id])
 
         dataset.add_dynamic_item(label_pipeline)
+        if self.decoder is not None and split != "train":
+            check_column(dataset.data, manifest, "words", "the decoder scores words")
+            return DatasetItems(["frame_labels", "words"], set(labels))
         return DatasetItems(["frame_labels"], set(labels))
 
     def hard_loss(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> torch.Tensor:
@@ -134,8 +149,11 @@ class FrameTargets:
 
     def metrics(self, stage, group_by: Optional[str] = None) -> "FrameAccuracy":
         """A fresh frame-accuracy tracker (cheap enough for training batches too), also per
-        value of the batch item ``group_by`` if given."""
-        return FrameAccuracy(group_by)
+        value of the batch item ``group_by`` if given; on test, with a decoder, also WER."""
+        words = None
+        if stage == Stage.TEST and self.decoder is not None:
+            words = HybridWordErrors(self.decoder, group_by)
+        return FrameAccuracy(group_by, words)
 
 
 def batch_groups(batch, group_by: Optional[str]) -> List[Optional[str]]:
@@ -145,10 +163,11 @@ def batch_groups(batch, group_by: Optional[str]) -> List[Optional[str]]:
 
 class FrameAccuracy:
     """Frame accuracy over real frames; with ``group_by`` (a manifest column such as
-    ``age_group``) also per value of it, as ``frame_acc_<value>``."""
+    ``age_group``) also per value of it, as ``frame_acc_<value>``; with ``words`` (a
+    ``HybridWordErrors``) also the word error rate of the decoded frames."""
 
-    def __init__(self, group_by: Optional[str] = None):
-        self.group_by = group_by
+    def __init__(self, group_by: Optional[str] = None, words: HybridWordErrors = None):
+        self.group_by, self.words = group_by, words
         self.correct, self.total = Counter(), Counter()  # by group; None: all utterances
 
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
@@ -161,16 +180,22 @@ class FrameAccuracy:
             for key in {None, group}:
                 self.correct[key] += utterance_hits
                 self.total[key] += utterance_frames
+        if self.words is not None:
+            self.words.append(logits, batch, lengths)
 
     def summarize(self) -> Dict[str, float]:
         accuracy = self.correct[None] / max(self.total[None], 1)
         stats = {"frame_acc": accuracy, "frame_error": 1.0 - accuracy}
         for group in sorted(key for key in self.total if key is not None):
             stats[f"frame_acc_{group}"] = self.correct[group] / max(self.total[group], 1)
+        if self.words is not None:
+            stats.update(self.words.summarize())
         return stats
 
     def write(self, folder: Path, test_set: str) -> None:
-        """Nothing beyond the summary to write for frame targets."""
+        """``wer_<test_set>.txt`` if decoding to words (frame accuracy has no details)."""
+        if self.words is not None:
+            self.words.write(folder, test_set)
 
 
 class CTCTargets:

@@ -14,8 +14,10 @@ fails. Frame accuracy: 6 points. The store, computed per utterance, must be iden
 """
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import RECIPE, run_recipe, teacher_overrides
@@ -23,8 +25,14 @@ from conftest import RECIPE, run_recipe, teacher_overrides
 BLSTM_LOSS_TOLERANCE, CNN_LOSS_TOLERANCE, ACCURACY_TOLERANCE = 0.05, 0.3, 0.06
 
 
-def torchrun(script: str, hparams_file: str, overrides: dict) -> subprocess.CompletedProcess:
+def torchrun(
+    script: str, hparams_file: str, overrides: dict, log_dir: Path = None
+) -> subprocess.CompletedProcess:
+    """Run a recipe script on two processes; with ``log_dir``, each process's output goes to
+    its own files there (``*/<rank>/stdout.log``, ``stderr.log``), not interleaved in one pipe."""
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    if log_dir is not None:
+        args += [f"--log-dir={log_dir}", "--redirects=3"]
     args += [script, f"hparams/{hparams_file}", "--distributed_backend=gloo"]
     args += [f"--{key}={value}" for key, value in overrides.items()]
     result = subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, timeout=600)
@@ -81,15 +89,22 @@ def test_store_dump_and_blending_on_two_processes(blend_overrides, tmp_path):
         "output_folder": tmp_path / "two",
         "teacher_store": tmp_path / "store_two",
     }
-    log = torchrun("train_blend.py", "cnn_blend.yaml", two)
+    torchrun("train_blend.py", "cnn_blend.yaml", two, log_dir=tmp_path / "logs")
     # 12 utterances in 6 shards: the main process wrote the even ones, the other the odd ones,
     # and together they wrote exactly the single-process store
-    written = [line for line in (log.stdout + log.stderr).splitlines() if "Process 0 wrote" in line]
-    assert [line.split("/")[-1].split()[0] for line in written] == [
-        "shard_00000",
-        "shard_00002",
-        "shard_00004",
-    ]
+    logs = {
+        rank: "".join(
+            log.read_text() for log in (tmp_path / "logs").glob(f"*/attempt_*/{rank}/*.log")
+        )
+        for rank in (0, 1)
+    }
+    written = {
+        rank: re.findall(rf"Process {rank} wrote \S+/(shard_\d+)", logs[rank]) for rank in logs
+    }
+    assert written == {
+        0: ["shard_00000", "shard_00002", "shard_00004"],
+        1: ["shard_00001", "shard_00003", "shard_00005"],
+    }
     metadata = [
         json.loads((tmp_path / s / "metadata.json").read_text()) for s in ("store_one", "store_two")
     ]

@@ -18,6 +18,7 @@ test_csv: !PLACEHOLDER
 train_alignments: !PLACEHOLDER
 valid_alignments: !PLACEHOLDER
 test_alignments: !PLACEHOLDER
+decoder: null
 """
 
 

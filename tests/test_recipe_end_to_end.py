@@ -1,12 +1,16 @@
 """Teacher -> store -> blended CNN, and the CNN baseline, through the real entry scripts."""
 
+import csv
 import json
 import shutil
 from pathlib import Path
 
+import soundfile as sf
+import torch
 from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
 
 from blend_modules.hparams import load_hparams_file
+from blend_modules.inference import HybridASR
 from blend_modules.teacher import load_teacher
 
 
@@ -118,3 +122,42 @@ def test_refused_rerun_leaves_a_finished_run_untouched(trained_teacher, tmp_path
     assert after == before
     hparams = load_hparams_file(RECIPE / "hparams" / "cnn.yaml", overrides)
     load_teacher(teacher, hparams["features"], hparams["targets"])
+
+
+def test_frame_run_reports_words_and_transcribes_a_wav(trained_teacher, tmp_path):
+    """A frame-target run decodes valid at every acoustic scale of the grid, keeps the best on
+    valid and decodes test at it (WER and wer_<set>.txt); its inference folder transcribes a
+    test wav exactly as decoding the trained model's outputs does."""
+    summary = check_run(trained_teacher)
+    grid = {
+        float(key.rsplit("_", 1)[1]): value
+        for key, value in summary.items()
+        if key.startswith("valid_WER_at_scale_")
+    }
+    assert sorted(grid) == [0.1, 0.2, 0.5, 1.0]
+    assert summary["valid_acoustic_scale"] == min(grid, key=grid.get)
+    assert summary["test_acoustic_scale"] == summary["valid_acoustic_scale"]
+    assert summary["valid_WER"] == min(grid.values()) and summary["test_WER"] >= 0
+    assert not any(key.startswith("test_WER_at_scale") for key in summary)
+    for test_set in ("valid", "test"):
+        assert "%WER" in (trained_teacher / f"wer_{test_set}.txt").read_text()
+
+    asr = HybridASR.from_hparams(
+        source=str(trained_teacher / "inference"), savedir=str(tmp_path / "asr")
+    )
+    hparams = load_hparams_file(
+        RECIPE / "hparams" / "blstm.yaml", teacher_overrides(trained_teacher.parent)
+    )
+    hparams["targets"].prepare()
+    row = next(csv.DictReader(open(hparams["test_csv"])))
+    wav = row["wav"].replace("$data_root", str(Path(hparams["test_csv"]).parent))
+    teacher = load_teacher(trained_teacher, hparams["features"], hparams["targets"])
+    signal, _ = sf.read(wav, dtype="float32")
+    features = hparams["features"]["compute_features"](torch.from_numpy(signal)[None])
+    with torch.no_grad():
+        frames = torch.tensor([features.shape[1]])
+        log_posteriors = torch.log_softmax(teacher(features, frames)[0], dim=-1)
+    decoder = asr.hparams.decoder
+    assert decoder.acoustic_scale == summary["valid_acoustic_scale"]
+    expected = " ".join(decoder.transcribe(log_posteriors.numpy()))
+    assert asr.transcribe_file(wav) == expected and expected

@@ -325,3 +325,26 @@ def test_test_metrics_per_age_group(corpus, prepared):
     assert stats["frame_acc"] == pytest.approx(
         sum(stats[f"frame_acc_{g}"] * sum(frames[g].values()) for g in frames) / total
     )
+
+
+@pytest.mark.parametrize(
+    "hparams_file",
+    [
+        "blstm.yaml",
+        "cnn.yaml",
+        "cnn_blend.yaml",
+        "blstm_ctc.yaml",
+        "cnn_ctc.yaml",
+        "cnn_ctc_blend.yaml",
+    ],
+)
+def test_recipe_yaml_shares_the_corpus_and_features(hparams_file):
+    """Every YAML of the recipe loads, and all describe the same corpus and features (the CTC
+    runs share the frame runs' prepared folder, so the corpus is aligned once)."""
+    hparams = load_hparams_file(RECIPE / "hparams" / hparams_file)
+    frame = load_hparams_file(RECIPE / "hparams" / "cnn.yaml")
+    for key in ("data_folder", "valid_speakers", "test_speakers", "senones_kept", "sample_rate"):
+        assert hparams[key] == frame[key], key
+    assert Path(hparams["prepared_folder"]).name == "prepared"
+    assert hparams["test_breakdown"] == "age_group"
+    assert hparams["num_labels"] == (100 if "ctc" in hparams_file else len(CI_STATES) + 500)

@@ -23,10 +23,12 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+import kaldifst
 import numpy as np
 import soundfile as sf
 
 from blend_modules.alignments import write_alignments
+from blend_modules.decoding import Pronunciation, word_loop_graph
 from blend_modules.frames import num_frames
 from blend_modules.preparation import (
     finish_preparation,
@@ -47,6 +49,19 @@ def label_names() -> List[str]:
     return ["sil"] + [
         f"{word}_{state}" for word in DIGIT_WORDS for state in range(1, STATES_PER_DIGIT + 1)
     ]
+
+
+def digit_graph() -> Tuple[kaldifst.StdVectorFst, List[str]]:
+    """The decoding graph of connected digits over :func:`label_names`: any number of digits,
+    each its 3 states left to right, with optional silence before, between and after them."""
+    label_of = {name: label for label, name in enumerate(label_names())}
+    pronunciations = [
+        Pronunciation(
+            word, [[label_of[f"{word}_{state}"]] for state in range(1, STATES_PER_DIGIT + 1)]
+        )
+        for word in DIGIT_WORDS
+    ]
+    return word_loop_graph(pronunciations, [[label_of["sil"]]], DIGIT_WORDS), DIGIT_WORDS
 
 
 def prepare_fsdd(

@@ -1,0 +1,105 @@
+"""Hybrid decoding to words: label priors (unseen labels disabled), the connected-digit graph,
+Kaldi's FasterDecoder through kaldi-decoder, and the acoustic scale chosen on valid."""
+
+import numpy as np
+import pytest
+import torch
+from fsdd_prepare import DIGIT_WORDS, digit_graph, label_names
+
+from blend_modules.decoding import HybridWordErrors, WordDecoder, decode
+from blend_modules.priors import DISABLED_LOG_PRIOR, log_priors, pseudo_log_likelihoods
+
+NUM_LABELS = len(label_names())
+
+
+def digit_frames(digits, rng, silence=(0, 12)):
+    """Per-frame labels of a digit string: silence, then each digit's 3 states (3-8 frames
+    each) followed by a pause of ``silence`` frames."""
+    labels = [0] * int(rng.integers(5, 20))
+    for digit in digits:
+        for state in range(3):
+            labels += [1 + 3 * digit + state] * int(rng.integers(3, 9))
+        labels += [0] * int(rng.integers(*silence))
+    return np.array(labels)
+
+
+def noisy_log_posteriors(labels, rng, margin):
+    """Log-softmax of Gaussian logits with ``margin`` added to the true label."""
+    logits = rng.normal(size=(len(labels), NUM_LABELS))
+    logits[np.arange(len(labels)), labels] += margin
+    return torch.log_softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+
+def test_unseen_labels_are_disabled_not_boosted():
+    counts = np.array([50, 0, 30, 20])
+    priors = log_priors(counts)
+    assert priors[1] == np.float32(DISABLED_LOG_PRIOR)
+    assert np.allclose(priors[[0, 2, 3]], np.log([0.5, 0.3, 0.2]))
+    # the unseen label has the highest posterior everywhere, yet never wins
+    log_posteriors = np.log(np.tile([[0.1, 0.7, 0.1, 0.1]], (5, 1)))
+    loglikes = pseudo_log_likelihoods(log_posteriors, priors, 0.1)
+    assert (loglikes[:, 1] < -1e17).all() and (loglikes.argmax(1) != 1).all()
+    with pytest.raises(ValueError, match="all zero"):
+        log_priors(np.zeros(4))
+
+
+@pytest.mark.parametrize("digits", [[7], [3, 1, 4, 1, 5, 9, 2], [0, 0, 0]])
+def test_digit_graph_recovers_the_digits(digits):
+    """Synthetic posteriors of a known digit string decode to that string (any length, repeated
+    digits), and the best path's labels are the true alignment where frames are clear."""
+    rng = np.random.default_rng(len(digits))
+    graph, words = digit_graph()
+    assert words == DIGIT_WORDS
+    labels = digit_frames(digits, rng)
+    log_posteriors = noisy_log_posteriors(labels, rng, margin=8.0)
+    priors = log_priors(np.ones(NUM_LABELS))  # the synthetic posteriors carry no prior
+    best = decode(graph, pseudo_log_likelihoods(log_posteriors, priors, 1.0))
+    assert best["reached_final"]
+    assert [words[i - 1] for i in best["word_ids"]] == [DIGIT_WORDS[d] for d in digits]
+    assert np.mean(np.array(best["labels"]) == labels) > 0.99
+
+
+def test_decoding_beats_argmax_frames():
+    """At low SNR the Viterbi path through the graph is more accurate than per-frame argmax."""
+    rng = np.random.default_rng(0)
+    graph, _ = digit_graph()
+    labels = digit_frames([2, 8, 6, 4, 1], rng)
+    log_posteriors = noisy_log_posteriors(labels, rng, margin=2.5)
+    priors = log_priors(np.ones(NUM_LABELS))  # the synthetic posteriors carry no prior
+    best = decode(graph, pseudo_log_likelihoods(log_posteriors, priors, 1.0))
+    argmax_accuracy = np.mean(log_posteriors.argmax(1) == labels)
+    assert np.mean(np.array(best["labels"]) == labels) > argmax_accuracy + 0.1
+
+
+class Batch:
+    def __init__(self, ids, words, groups=None):
+        self.id, self.words, self.age_group = ids, words, groups
+
+
+def test_acoustic_scale_is_chosen_on_valid_then_fixed(tmp_path):
+    """The grid is decoded on valid and the scale with the lowest WER kept; a test set is then
+    decoded at that scale only, whatever its own best scale would be."""
+    decoder = WordDecoder(digit_graph, tmp_path / "graph", acoustic_scales=[0.01, 1.0])
+    decoder.prepare()
+    assert (tmp_path / "graph" / "graph.fst").is_file()
+    rng = np.random.default_rng(3)
+    digits = [[1, 2], [3, 4, 5], [6], [7, 8, 9, 0]]
+    utterances = [digit_frames(d, rng) for d in digits]
+    decoder.label_log_priors = log_priors(np.ones(NUM_LABELS))
+
+    def scored(margin):
+        errors = HybridWordErrors(decoder, group_by="age_group")
+        for index, (labels, d) in enumerate(zip(utterances, digits)):
+            log_posteriors = noisy_log_posteriors(labels, rng, margin)
+            batch = Batch([f"u{index}"], [" ".join(DIGIT_WORDS[x] for x in d)], ["child"])
+            errors.append(torch.from_numpy(log_posteriors)[None], batch, [len(labels)])
+        return errors.summarize()
+
+    valid = scored(margin=6.0)
+    # at scale 0.01 the uniform digit LM (log 10 per word) outweighs the acoustics: deletions
+    assert valid["WER_at_scale_0.01"] > valid["WER_at_scale_1"] == 0.0
+    assert valid["acoustic_scale"] == 1.0 and valid["WER"] == valid["WER_child"] == 0.0
+    decoder.acoustic_scale = 0.01  # as if valid had chosen it: test must not choose again
+    test = scored(margin=6.0)
+    assert test["acoustic_scale"] == 0.01 and "WER_at_scale_1" not in test
+    assert test["WER"] > 0  # at scale 1 it would have been 0
