@@ -11,7 +11,7 @@ import logging
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import kaldi_decoder
 import kaldifst
@@ -38,18 +38,36 @@ class Pronunciation(NamedTuple):
     states: Sequence[Sequence[int]]
 
 
+def self_loop_probabilities(alignments: Mapping[str, np.ndarray], num_labels: int) -> np.ndarray:
+    """Each label's probability of staying for another frame, estimated from training
+    alignments as Kaldi estimates HMM transitions: 1 − runs / frames (a label of mean duration
+    d frames stays with probability 1 − 1/d); 0.5 for a label never seen."""
+    frames, runs = np.zeros(num_labels), np.zeros(num_labels)
+    for labels in alignments.values():
+        starts = np.flatnonzero(np.diff(labels, prepend=-1))  # first frame of each run
+        np.add.at(runs, labels[starts], 1)
+        np.add.at(frames, labels, 1)
+    seen = frames > 0
+    stay = np.full(num_labels, 0.5)
+    stay[seen] = 1.0 - runs[seen] / frames[seen]
+    return np.clip(stay, 1e-3, 1.0 - 1e-3)  # a state always may stay and may leave
+
+
 def word_loop_graph(
     pronunciations: Sequence[Pronunciation],
     silence: Sequence[Sequence[int]],
     words: Sequence[str],
+    self_loop_probs: np.ndarray = None,
 ) -> kaldifst.StdVectorFst:
     """A graph for any sequence of the ``pronunciations``' words, with optional silence before,
     between and after them (a free word loop, e.g. connected digits), under a uniform unigram
     language model (each word costs log of the number of words; silence is free).
 
-    Each HMM state is a graph state with a self-loop; states follow left to right; transitions
-    cost nothing (durations are left to the acoustics). The word id (index in ``words`` + 1) is
-    output on the word's first arc.
+    Each HMM state is a graph state with a self-loop; states follow left to right. With
+    ``self_loop_probs`` (per label, see :func:`self_loop_probabilities`) staying costs
+    −log p and leaving −log(1 − p), p averaged over a state's labels; without, transitions are
+    free (durations left to the acoustics). The word id (index in ``words`` + 1) is output on
+    the word's first arc.
     """
     word_ids = {word: index + 1 for index, word in enumerate(words)}
     graph = kaldifst.StdVectorFst()
@@ -63,12 +81,16 @@ def word_loop_graph(
         entry = (word_ids[pronunciation.word], word_cost) if pronunciation.word else (0, 0.0)
         previous = loop
         for labels in pronunciation.states:
+            stay_cost, leave_cost = 0.0, 0.0
+            if self_loop_probs is not None:
+                stay = float(np.mean(self_loop_probs[list(labels)]))
+                stay_cost, leave_cost = -np.log(stay), -np.log(1.0 - stay)
             state = graph.add_state()
             for label in labels:
                 graph.add_arc(previous, kaldifst.StdArc(label + 1, entry[0], entry[1], state))
-                graph.add_arc(state, kaldifst.StdArc(label + 1, 0, 0.0, state))
-            previous, entry = state, (0, 0.0)
-        graph.add_arc(previous, kaldifst.StdArc(0, 0, 0.0, loop))
+                graph.add_arc(state, kaldifst.StdArc(label + 1, 0, float(stay_cost), state))
+            previous, entry = state, (0, float(leave_cost))
+        graph.add_arc(previous, kaldifst.StdArc(0, 0, entry[1], loop))
     kaldifst.arcsort(graph, sort_type="ilabel")
     return graph
 

@@ -116,6 +116,13 @@ def fit_and_test(
         decoder.acoustic_scale = None
         decoding = brain.evaluate_test_sets({"valid": datasets["valid"]}, **evaluate_options)
         decoder.acoustic_scale = decoding["valid"]["acoustic_scale"]
+        if decoder.acoustic_scale in (min(decoder.acoustic_scales), max(decoder.acoustic_scales)):
+            logger.warning(
+                "The acoustic scale chosen on valid, %g, is at the edge of the grid %s: a wider "
+                "grid may decode better.",
+                decoder.acoustic_scale,
+                decoder.acoustic_scales,
+            )
         logger.info(
             "Acoustic scale %g, chosen on valid from %s.",
             decoder.acoustic_scale,

@@ -14,13 +14,19 @@ from typing import Dict, List
 
 
 def metric_columns(summary: Dict) -> List[str]:
-    """The summary keys shown for a run: frame accuracy, or WER and CER for CTC targets, then
-    the test metric per group where the run broke it down (``test_breakdown``)."""
-    if "test_WER" in summary:
-        columns, by_group = ["valid_WER", "test_WER", "test_CER"], "test_WER_"
+    """The summary keys shown for a run: frame accuracy (and WER where the run decoded to
+    words), or WER and CER for CTC targets; then the test metrics per group where the run broke
+    them down (``test_breakdown``)."""
+    if "test_CER" in summary:
+        columns, by_group = ["valid_WER", "test_WER", "test_CER"], ("test_WER_",)
+    elif "test_WER" in summary:
+        columns = ["valid_frame_acc", "test_frame_acc", "valid_WER", "test_WER"]
+        by_group = ("test_frame_acc_", "test_WER_")
     else:
-        columns, by_group = ["valid_frame_acc", "test_frame_acc"], "test_frame_acc_"
-    return columns + sorted(key for key in summary if key.startswith(by_group))
+        columns, by_group = ["valid_frame_acc", "test_frame_acc"], ("test_frame_acc_",)
+    return columns + [
+        key for prefix in by_group for key in sorted(summary) if key.startswith(prefix)
+    ]
 
 
 def percent(summary: Dict, column: str) -> float:

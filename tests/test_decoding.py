@@ -6,7 +6,13 @@ import pytest
 import torch
 from fsdd_prepare import DIGIT_WORDS, digit_graph, label_names
 
-from blend_modules.decoding import HybridWordErrors, WordDecoder, decode
+from blend_modules.alignments import write_alignments
+from blend_modules.decoding import (
+    HybridWordErrors,
+    WordDecoder,
+    decode,
+    self_loop_probabilities,
+)
 from blend_modules.priors import DISABLED_LOG_PRIOR, log_priors, pseudo_log_likelihoods
 
 NUM_LABELS = len(label_names())
@@ -43,6 +49,13 @@ def test_unseen_labels_are_disabled_not_boosted():
         log_priors(np.zeros(4))
 
 
+def test_transition_probabilities_from_alignments():
+    """Kaldi-style estimate: a label stays with probability 1 - runs / frames."""
+    alignments = {"a": np.array([0, 0, 0, 1, 1, 0]), "b": np.array([1, 1, 1, 1])}
+    stay = self_loop_probabilities(alignments, 3)
+    assert np.allclose(stay, [1 - 2 / 4, 1 - 2 / 6, 0.5])  # label 2 never seen: 0.5
+
+
 @pytest.mark.parametrize("digits", [[7], [3, 1, 4, 1, 5, 9, 2], [0, 0, 0]])
 def test_digit_graph_recovers_the_digits(digits):
     """Synthetic posteriors of a known digit string decode to that string (any length, repeated
@@ -59,16 +72,23 @@ def test_digit_graph_recovers_the_digits(digits):
     assert np.mean(np.array(best["labels"]) == labels) > 0.99
 
 
-def test_decoding_beats_argmax_frames():
-    """At low SNR the Viterbi path through the graph is more accurate than per-frame argmax."""
+def test_decoding_beats_argmax_frames(tmp_path):
+    """At low SNR the Viterbi path through the graph is more accurate than per-frame argmax,
+    and more so with transition probabilities estimated from training alignments."""
     rng = np.random.default_rng(0)
-    graph, _ = digit_graph()
+    training = {f"u{i}": digit_frames(rng.integers(0, 10, 4), rng) for i in range(20)}
+    write_alignments(tmp_path / "train.ali", training)
     labels = digit_frames([2, 8, 6, 4, 1], rng)
     log_posteriors = noisy_log_posteriors(labels, rng, margin=2.5)
-    priors = log_priors(np.ones(NUM_LABELS))  # the synthetic posteriors carry no prior
-    best = decode(graph, pseudo_log_likelihoods(log_posteriors, priors, 1.0))
-    argmax_accuracy = np.mean(log_posteriors.argmax(1) == labels)
-    assert np.mean(np.array(best["labels"]) == labels) > argmax_accuracy + 0.1
+    loglikes = pseudo_log_likelihoods(log_posteriors, log_priors(np.ones(NUM_LABELS)), 1.0)
+    free, _ = digit_graph()
+    timed, _ = digit_graph(tmp_path / "train.ali")
+    accuracy = {
+        name: np.mean(np.array(decode(graph, loglikes)["labels"]) == labels)
+        for name, graph in (("free", free), ("timed", timed))
+    }
+    assert accuracy["free"] > np.mean(log_posteriors.argmax(1) == labels) + 0.1
+    assert accuracy["timed"] >= accuracy["free"]
 
 
 class Batch:

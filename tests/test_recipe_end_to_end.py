@@ -134,7 +134,7 @@ def test_frame_run_reports_words_and_transcribes_a_wav(trained_teacher, tmp_path
         for key, value in summary.items()
         if key.startswith("valid_WER_at_scale_")
     }
-    assert sorted(grid) == [0.1, 0.2, 0.5, 1.0]
+    assert sorted(grid) == [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
     assert summary["valid_acoustic_scale"] == min(grid, key=grid.get)
     assert summary["test_acoustic_scale"] == summary["valid_acoustic_scale"]
     assert summary["valid_WER"] == min(grid.values()) and summary["test_WER"] >= 0

@@ -27,8 +27,8 @@ import kaldifst
 import numpy as np
 import soundfile as sf
 
-from blend_modules.alignments import write_alignments
-from blend_modules.decoding import Pronunciation, word_loop_graph
+from blend_modules.alignments import read_alignments, write_alignments
+from blend_modules.decoding import Pronunciation, self_loop_probabilities, word_loop_graph
 from blend_modules.frames import num_frames
 from blend_modules.preparation import (
     finish_preparation,
@@ -51,9 +51,10 @@ def label_names() -> List[str]:
     ]
 
 
-def digit_graph() -> Tuple[kaldifst.StdVectorFst, List[str]]:
+def digit_graph(alignments: str = None) -> Tuple[kaldifst.StdVectorFst, List[str]]:
     """The decoding graph of connected digits over :func:`label_names`: any number of digits,
-    each its 3 states left to right, with optional silence before, between and after them."""
+    each its 3 states left to right, with optional silence before, between and after them;
+    with the training ``alignments``, HMM transition probabilities estimated from them."""
     label_of = {name: label for label, name in enumerate(label_names())}
     pronunciations = [
         Pronunciation(
@@ -61,7 +62,11 @@ def digit_graph() -> Tuple[kaldifst.StdVectorFst, List[str]]:
         )
         for word in DIGIT_WORDS
     ]
-    return word_loop_graph(pronunciations, [[label_of["sil"]]], DIGIT_WORDS), DIGIT_WORDS
+    stay = None
+    if alignments is not None:
+        stay = self_loop_probabilities(read_alignments(alignments, len(label_of)), len(label_of))
+    graph = word_loop_graph(pronunciations, [[label_of["sil"]]], DIGIT_WORDS, stay)
+    return graph, DIGIT_WORDS
 
 
 def prepare_fsdd(

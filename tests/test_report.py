@@ -1,0 +1,45 @@
+"""The results table printed by ``python -m blend_modules.report``: columns by kind of run."""
+
+import json
+
+from blend_modules.report import results_table
+
+
+def write_summary(folder, model, seed, **metrics):
+    run = folder / model / str(seed)
+    run.mkdir(parents=True)
+    summary = {"model": model, "seed": seed, "parameters": 1000, "train_time_s": 10.0, **metrics}
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_frame_runs_with_words_and_groups(tmp_path):
+    """Frame accuracy as a fraction, WER in percent, groups after; blended - hard per seed."""
+    for model, accuracy, wer in (("cnn", 0.80, 20.0), ("cnn_blend", 0.82, 15.0)):
+        for seed in (1, 2):
+            metrics = {
+                "valid_frame_acc": accuracy,
+                "test_frame_acc": accuracy,
+                "test_frame_acc_child": accuracy - 0.1,
+                "valid_WER": wer,
+                "test_WER": wer,
+                "test_WER_child": wer + 5,
+                "valid_WER_at_scale_0.1": wer,
+            }
+            write_summary(tmp_path, model, seed, **metrics)
+    table = results_table(tmp_path)
+    header = table.splitlines()[0]
+    assert header == (
+        "| model | seed | params | valid frame acc | test frame acc | valid WER | test WER | "
+        "test frame acc child | test WER child | train time (s) |"
+    )
+    assert (
+        "| cnn_blend | 1 | 1,000 | 82.00% | 82.00% | 15.00% | 15.00% | 72.00% | 20.00% | 10 |"
+        in table
+    )
+    assert "cnn_blend - cnn, test WER over seeds [1, 2]: -5.00 ± 0.00 points" in table
+
+
+def test_ctc_runs(tmp_path):
+    write_summary(tmp_path, "cnn_ctc", 1, valid_WER=30.0, test_WER=25.0, test_CER=12.5)
+    header = results_table(tmp_path).splitlines()[0]
+    assert header == "| model | seed | params | valid WER | test WER | test CER | train time (s) |"
