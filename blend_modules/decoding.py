@@ -160,12 +160,26 @@ class WordDecoder:
         self.label_log_priors = None  # set from the training alignments (FrameTargets)
         self.acoustic_scale = None  # chosen on valid
 
-    def prepare(self) -> None:
-        """Build the graph (main process, once) and load it."""
+    def prepare(self, num_labels: int) -> None:
+        """Build the graph (main process, once) and load it; ``ValueError`` naming the graph
+        file if its input labels go beyond the model's ``num_labels`` outputs."""
         run_on_main(self._build)
         folder = Path(self.cache_folder)
         self.graph = kaldifst.StdVectorFst.read(str(folder / GRAPH_FILE))
         self.words = (folder / WORDS_FILE).read_text(encoding="utf-8").split("\n")[:-1]
+        largest = max(
+            (
+                arc.ilabel
+                for state in kaldifst.StateIterator(self.graph)
+                for arc in kaldifst.ArcIterator(self.graph, state)
+            ),
+            default=0,
+        )
+        if largest > num_labels:  # input label = model label + 1
+            raise ValueError(
+                f"{folder / GRAPH_FILE}: the graph's input labels reach model label {largest - 1}, "
+                f"but the model has {num_labels} outputs: graph and labels do not match."
+            )
 
     def _build(self) -> None:
         folder, options = Path(self.cache_folder), {"graph": describe_callable(self.build_graph)}

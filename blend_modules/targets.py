@@ -81,7 +81,7 @@ class FrameTargets:
     def prepare(self) -> None:
         """Build the decoding graph, if decoding (the alignments come with the corpus)."""
         if self.decoder is not None:
-            self.decoder.prepare()
+            self.decoder.prepare(self.num_labels)
 
     def outputs(self) -> Dict:
         """What the model's outputs mean; teacher and student must agree on it."""

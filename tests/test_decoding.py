@@ -100,7 +100,7 @@ def test_acoustic_scale_is_chosen_on_valid_then_fixed(tmp_path):
     """The grid is decoded on valid and the scale with the lowest WER kept; a test set is then
     decoded at that scale only, whatever its own best scale would be."""
     decoder = WordDecoder(digit_graph, tmp_path / "graph", acoustic_scales=[0.01, 1.0])
-    decoder.prepare()
+    decoder.prepare(NUM_LABELS)
     assert (tmp_path / "graph" / "graph.fst").is_file()
     rng = np.random.default_rng(3)
     digits = [[1, 2], [3, 4, 5], [6], [7, 8, 9, 0]]
@@ -123,3 +123,14 @@ def test_acoustic_scale_is_chosen_on_valid_then_fixed(tmp_path):
     test = scored(margin=6.0)
     assert test["acoustic_scale"] == 0.01 and "WER_at_scale_1" not in test
     assert test["WER"] > 0  # at scale 1 it would have been 0
+
+
+def test_graph_beyond_the_model_outputs_is_refused(tmp_path):
+    """A graph built for more labels than the model has (e.g. another inventory) is refused
+    naming the graph file, before anything trains."""
+    decoder = WordDecoder(digit_graph, tmp_path / "graph")
+    with pytest.raises(
+        ValueError,
+        match=r"graph.fst: the graph's input labels reach model label 30, but the model has 20 outputs",
+    ):
+        decoder.prepare(20)
