@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple
 
 import speechbrain as sb
+import torch
 from speechbrain.utils.distributed import run_on_main
 
 from blend_modules.data import train_loader_kwargs
@@ -160,4 +161,15 @@ def fit_and_test(
         path = Path(hparams["output_folder"]) / SUMMARY_FILE
         path.write_text(json.dumps(summary, indent=2))
         logger.info("Wrote %s", path)
+    end_distributed()
     return summary
+
+
+def end_distributed() -> None:
+    """Under DDP: wait until every process is done (the main process writes the summary and
+    inference folder last), then close the process group, so that no process exits while
+    another still uses it (once, a process aborted at exit, "terminate called without an
+    active exception", while the main process was still writing)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        sb.utils.distributed.ddp_barrier()
+        torch.distributed.destroy_process_group()

@@ -243,6 +243,35 @@ def test_bad_corpus_is_refused_naming_the_file(corpus_copy, tmp_path, damage, er
     assert not (tmp_path / "prepared" / "prepare_options.json").exists()
 
 
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("missing_file", r"speechocean762 file not found: .*test/spk2age"),
+        ("key_twice", r"test/text:2: '(\d+)' appears twice"),
+        ("too_many_speakers", r"test: cannot take 3 of its 2 speakers"),
+    ],
+)
+def test_bad_corpus_files_are_refused(corpus_copy, tmp_path, damage, message):
+    text = corpus_copy / "test" / "text"
+    test_speakers = 2
+    if damage == "missing_file":
+        (corpus_copy / "test" / "spk2age").unlink()
+    elif damage == "key_twice":
+        lines = text.read_text().splitlines()
+        text.write_text("\n".join([lines[0], lines[0], *lines[1:]]) + "\n")
+    else:
+        test_speakers = 3
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        prepare_speechocean(corpus_copy, tmp_path / "prepared", 1, test_speakers, 8000, KEPT)
+    assert not (tmp_path / "prepared" / "aligned").exists()  # refused before aligning anything
+
+
+def test_breakdown_column_missing_is_refused(corpus, prepared):
+    hparams = recipe_hparams(corpus, prepared, test_breakdown="native_language")
+    with pytest.raises(ValueError, match=r"valid.csv: utterance '\d+' has no 'native_language'"):
+        dataio_prepare(hparams)
+
+
 def test_aligner_needs_16k_audio(prepared, tmp_path):
     with pytest.raises(ValueError, match=r"train.csv:2 .* has sample rate 8000 Hz, expected 16000"):
         align_manifest(prepared / "train.csv", tmp_path / "x.jsonl", SenoneAligner())
