@@ -9,6 +9,7 @@ A decoding graph is a ``kaldifst.StdVectorFst`` whose input labels are the model
 
 import logging
 import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -264,10 +265,15 @@ class HybridWordErrors:
     def summarize(self) -> Dict[str, float]:
         chosen = self.decoder.acoustic_scale
         scales = self.decoder.acoustic_scales if chosen is None else [chosen]
+        start = time.perf_counter()
         results = {scale: self.error_rates(scale) for scale in scales}
+        seconds = time.perf_counter() - start
         best_scale = min(scales, key=lambda scale: results[scale][None].summarize("error_rate"))
         self.best = results[best_scale]
         stats = {"WER": self.best[None].summarize("error_rate"), "acoustic_scale": best_scale}
+        # decoding speed (a measurement, on whatever else the machine is doing)
+        frames = sum(len(utterance[1]) for utterance in self.utterances) * len(scales)
+        stats["decoding_frames_per_s"] = round(frames / max(seconds, 1e-9))
         for group in sorted(key for key in self.best if key is not None):
             stats[f"WER_{group}"] = self.best[group].summarize("error_rate")
         if chosen is None:

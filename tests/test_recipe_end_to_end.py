@@ -138,6 +138,7 @@ def test_frame_run_reports_words_and_transcribes_a_wav(trained_teacher, tmp_path
     assert summary["valid_acoustic_scale"] == min(grid, key=grid.get)
     assert summary["test_acoustic_scale"] == summary["valid_acoustic_scale"]
     assert summary["valid_WER"] == min(grid.values()) and summary["test_WER"] >= 0
+    assert summary["test_decoding_frames_per_s"] > 0
     assert not any(key.startswith("test_WER_at_scale") for key in summary)
     for test_set in ("valid", "test"):
         assert "%WER" in (trained_teacher / f"wer_{test_set}.txt").read_text()
