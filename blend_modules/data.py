@@ -13,7 +13,7 @@ and utterance named.
 import csv
 import math
 from pathlib import Path
-from typing import Dict, Mapping, NamedTuple
+from typing import Dict, List, Mapping, NamedTuple, Optional
 
 import numpy as np
 import soundfile as sf
@@ -186,6 +186,11 @@ def check_column(rows: Mapping[str, Mapping], manifest, column: str, needed_for:
     for utt_id, row in rows.items():
         if not str(row.get(column) or "").strip():
             raise ValueError(f"{manifest}: utterance '{utt_id}' has no '{column}' ({needed_for}).")
+
+
+def batch_groups(batch, group_by: Optional[str]) -> List[Optional[str]]:
+    """Each utterance's value of the batch item ``group_by`` (a manifest column), or None."""
+    return list(getattr(batch, group_by)) if group_by else [None] * len(batch.id)
 
 
 def dataio_prepare(hparams: Dict) -> Dict:

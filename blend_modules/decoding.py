@@ -22,6 +22,7 @@ from speechbrain.utils.checkpoints import mark_as_loader, mark_as_saver, registe
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.metric_stats import ErrorRateStats
 
+from blend_modules.data import batch_groups
 from blend_modules.files import file_sha256
 from blend_modules.preparation import finish_preparation, is_prepared, start_preparation
 from blend_modules.priors import pseudo_log_likelihoods
@@ -256,7 +257,7 @@ class HybridWordErrors:
 
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
         log_posteriors = torch.log_softmax(logits.detach().float(), dim=-1).cpu().numpy()
-        groups = list(getattr(batch, self.group_by)) if self.group_by else [None] * len(batch.id)
+        groups = batch_groups(batch, self.group_by)
         for row, (utt_id, words, group) in enumerate(zip(batch.id, batch.words, groups)):
             self.utterances.append(
                 (utt_id, log_posteriors[row, : lengths[row]], words.split(), group)

@@ -19,7 +19,7 @@ from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from blend_modules.alignments import match_length, read_alignments
-from blend_modules.data import check_column
+from blend_modules.data import batch_groups, check_column
 from blend_modules.decoding import HybridWordErrors, WordDecoder
 from blend_modules.frames import frame_mask, num_frames
 from blend_modules.losses import frame_cross_entropy
@@ -154,11 +154,6 @@ class FrameTargets:
         if stage == Stage.TEST and self.decoder is not None:
             words = HybridWordErrors(self.decoder, group_by)
         return FrameAccuracy(group_by, words)
-
-
-def batch_groups(batch, group_by: Optional[str]) -> List[Optional[str]]:
-    """Each utterance's value of the batch item ``group_by`` (a manifest column), or None."""
-    return list(getattr(batch, group_by)) if group_by else [None] * len(batch.id)
 
 
 class FrameAccuracy:
