@@ -200,10 +200,10 @@ def dataio_prepare(hparams: Dict) -> Dict:
     Uses the hparams keys ``train_csv``, ``valid_csv``, ``test_csv`` (see ``test_manifests``),
     ``features``, ``targets`` (already prepared) and, optionally, ``test_breakdown``: a
     manifest column that test batches carry, for metrics per value of it (e.g. ``age_group``).
-    Returns ``train`` and ``valid`` datasets and ``test``, a mapping of test set names to datasets. Every dataset provides ``id``,
-    ``sig`` (waveform) and the targets' items; utterances the targets cannot use (e.g. without
-    alignment, where the targets allow skipping) are left out; valid and test are sorted by
-    duration.
+    Returns ``train`` and ``valid`` datasets and ``test``, a mapping of test set names to
+    datasets. Every dataset provides ``id``, ``sig`` (waveform) and the targets' items;
+    utterances the targets cannot use (e.g. without alignment, where the targets allow
+    skipping) are left out; valid and test are sorted by duration.
     """
     features, targets = hparams["features"], hparams["targets"]
     manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}

@@ -111,30 +111,16 @@ def fit_and_test(
     history = list(brain.history.epochs)  # evaluate() reloads the best epoch's checkpoint
     train_seconds = brain.history.train_seconds
     evaluate_options = {"min_key": error_key, "test_loader_kwargs": hparams["eval_dataloader_opts"]}
-    decoding = {}
     decoder = getattr(hparams["targets"], "decoder", None)
-    if decoder is not None:  # hybrid WER: the acoustic scale is chosen on valid, then fixed
-        decoder.acoustic_scale = None
-        decoding = brain.evaluate_test_sets({"valid": datasets["valid"]}, **evaluate_options)
-        decoder.acoustic_scale = decoding["valid"]["acoustic_scale"]
-        if decoder.acoustic_scale in (min(decoder.acoustic_scales), max(decoder.acoustic_scales)):
-            logger.warning(
-                "The acoustic scale chosen on valid, %g, is at the edge of the grid %s: a wider "
-                "grid may decode better.",
-                decoder.acoustic_scale,
-                decoder.acoustic_scales,
-            )
-        logger.info(
-            "Acoustic scale %g, chosen on valid from %s.",
-            decoder.acoustic_scale,
-            decoder.acoustic_scales,
-        )
+    decoding = {}  # hybrid WER: the acoustic scale is chosen on valid, then fixed for test
+    if decoder is not None:
+        decoding = choose_acoustic_scale(brain, datasets["valid"], decoder, evaluate_options)
     test_stats = brain.evaluate_test_sets(datasets["test"], **evaluate_options)
     best = brain.checkpointer.find_checkpoint(min_key=error_key)
     best_valid = dict(
         next(epoch["valid"] for epoch in history if epoch["epoch"] == best.meta["epoch"])
     )
-    for key, value in decoding.get("valid", {}).items():  # WER, its groups and grid, the scale
+    for key, value in decoding.items():  # WER, its groups and grid, the scale
         if "WER" in key or key == "acoustic_scale":
             best_valid[key] = value
     summary = {
@@ -163,6 +149,27 @@ def fit_and_test(
         logger.info("Wrote %s", path)
     end_distributed()
     return summary
+
+
+def choose_acoustic_scale(brain: sb.Brain, valid, decoder, evaluate_options: Dict) -> Dict:
+    """Decode ``valid`` with the best checkpoint at every acoustic scale of the decoder's grid
+    and fix the decoder's scale to the best; returns valid's decoding stats."""
+    decoder.acoustic_scale = None
+    stats = brain.evaluate_test_sets({"valid": valid}, **evaluate_options)["valid"]
+    decoder.acoustic_scale = stats["acoustic_scale"]
+    logger.info(
+        "Acoustic scale %g, chosen on valid from %s.",
+        stats["acoustic_scale"],
+        decoder.acoustic_scales,
+    )
+    if decoder.acoustic_scale in (min(decoder.acoustic_scales), max(decoder.acoustic_scales)):
+        logger.warning(
+            "The acoustic scale chosen on valid, %g, is at the edge of the grid %s: a wider "
+            "grid may decode better.",
+            decoder.acoustic_scale,
+            decoder.acoustic_scales,
+        )
+    return stats
 
 
 def end_distributed() -> None:
