@@ -53,7 +53,6 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         tokenizer: !ref <tokenizer>
 """
 HYBRID_YAML = """
-hop_samples: {hop}
 decoder: !new:blend_modules.decoding.WordDecoder
 pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
     loadables:
@@ -81,7 +80,7 @@ def write_inference_folder(hparams: Dict, checkpoint, folder) -> Optional[Path]:
     hop = hop_samples(hparams["features"])
     text.write(ENCODER_YAML.format(sample_rate=hparams["features"]["sample_rate"], hop=hop))
     if decoder is not None:
-        text.write(HYBRID_YAML.format(hop=hop))
+        text.write(HYBRID_YAML)
         decoder._save(folder / "decoder.ckpt")
     else:
         text.write(CTC_YAML.format(blank=targets.blank_index))
@@ -96,14 +95,15 @@ class HybridASR(Pretrained):
     """Transcribes audio with a frame-target model: features, model, then the recipe's WFST
     decoder over its pseudo-log-likelihoods (see :func:`write_inference_folder`)."""
 
-    HPARAMS_NEEDED = ["decoder", "hop_samples"]
+    HPARAMS_NEEDED = ["decoder"]
     MODULES_NEEDED = ["encoder"]
 
     def transcribe_batch(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> List[str]:
         """Words of each ``[batch, samples]`` waveform (relative lengths ``wav_lens``)."""
         with torch.no_grad():
             log_posteriors = self.mods.encoder(wavs.to(self.device), wav_lens.to(self.device))
-        frames = num_frames(torch.round(wav_lens * wavs.shape[1]).long(), self.hparams.hop_samples)
+        num_samples = torch.round(wav_lens * wavs.shape[1]).long()
+        frames = num_frames(num_samples, self.mods.encoder.hop_samples)  # the encoder's frames
         return [
             " ".join(self.hparams.decoder.transcribe(utterance[:length].float().cpu().numpy()))
             for utterance, length in zip(log_posteriors, frames.tolist())
