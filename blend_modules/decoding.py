@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import kaldi_decoder
 import kaldifst
@@ -30,71 +30,6 @@ from blend_modules.priors import pseudo_log_likelihoods
 logger = logging.getLogger(__name__)
 
 GRAPH_FILE, WORDS_FILE, GRAPH_OPTIONS_FILE = "graph.fst", "words.txt", "graph_options.json"
-
-
-class Pronunciation(NamedTuple):
-    """A word's HMM: one entry per state, each the model labels the state may emit (usually one;
-    several where the state's label depends on a context the graph does not track)."""
-
-    word: str
-    states: Sequence[Sequence[int]]
-
-
-def self_loop_probabilities(alignments: Mapping[str, np.ndarray], num_labels: int) -> np.ndarray:
-    """Each label's probability of staying for another frame, estimated from training
-    alignments as Kaldi estimates HMM transitions: 1 − runs / frames (a label of mean duration
-    d frames stays with probability 1 − 1/d); 0.5 for a label never seen."""
-    frames, runs = np.zeros(num_labels), np.zeros(num_labels)
-    for labels in alignments.values():
-        starts = np.flatnonzero(np.diff(labels, prepend=-1))  # first frame of each run
-        np.add.at(runs, labels[starts], 1)
-        np.add.at(frames, labels, 1)
-    seen = frames > 0
-    stay = np.full(num_labels, 0.5)
-    stay[seen] = 1.0 - runs[seen] / frames[seen]
-    return np.clip(stay, 1e-3, 1.0 - 1e-3)  # a state always may stay and may leave
-
-
-def word_loop_graph(
-    pronunciations: Sequence[Pronunciation],
-    silence: Sequence[Sequence[int]],
-    words: Sequence[str],
-    self_loop_probs: np.ndarray = None,
-) -> kaldifst.StdVectorFst:
-    """A graph for any sequence of the ``pronunciations``' words, with optional silence before,
-    between and after them (a free word loop, e.g. connected digits), under a uniform unigram
-    language model (each word costs log of the number of words; silence is free).
-
-    Each HMM state is a graph state with a self-loop; states follow left to right. With
-    ``self_loop_probs`` (per label, see :func:`self_loop_probabilities`) staying costs
-    −log p and leaving −log(1 − p), p averaged over a state's labels; without, transitions are
-    free (durations left to the acoustics). The word id (index in ``words`` + 1) is output on
-    the word's first arc.
-    """
-    word_ids = {word: index + 1 for index, word in enumerate(words)}
-    graph = kaldifst.StdVectorFst()
-    loop = graph.add_state()
-    graph.start = loop
-    graph.set_final(loop, 0.0)
-    word_cost = float(np.log(len({p.word for p in pronunciations})))
-    for pronunciation in [Pronunciation(None, silence), *pronunciations]:
-        if pronunciation.word is not None and pronunciation.word not in word_ids:
-            raise ValueError(f"Word '{pronunciation.word}' is not in the word list.")
-        entry = (word_ids[pronunciation.word], word_cost) if pronunciation.word else (0, 0.0)
-        previous = loop
-        for labels in pronunciation.states:
-            stay_cost, leave_cost = 0.0, 0.0
-            if self_loop_probs is not None:
-                stay = float(np.mean(self_loop_probs[list(labels)]))
-                stay_cost, leave_cost = -np.log(stay), -np.log(1.0 - stay)
-            state = graph.add_state()
-            for label in labels:
-                graph.add_arc(previous, kaldifst.StdArc(label + 1, entry[0], entry[1], state))
-                graph.add_arc(state, kaldifst.StdArc(label + 1, 0, float(stay_cost), state))
-            previous, entry = state, (0, float(leave_cost))
-        graph.add_arc(previous, kaldifst.StdArc(0, 0, entry[1], loop))
-    kaldifst.arcsort(graph, sort_type="ilabel")
-    return graph
 
 
 def decode(
@@ -248,7 +183,9 @@ class HybridWordErrors:
     """WER of a frame-target model on one set: keeps each utterance's log-posteriors, then
     decodes them with ``decoder`` at its acoustic scale, or at every scale of its grid if none
     is chosen yet (``summarize`` then reports the best as ``acoustic_scale``). With
-    ``group_by`` also the WER per value of that batch item, as ``WER_<value>``."""
+    ``group_by`` also the WER per value of that batch item, as ``WER_<value>``. Also reported:
+    ``OOV_rate`` (reference words the decoder's vocabulary lacks: each is an error) and the
+    time spent decoding."""
 
     def __init__(self, decoder: WordDecoder, group_by: Optional[str] = None):
         self.decoder, self.group_by = decoder, group_by
@@ -272,8 +209,12 @@ class HybridWordErrors:
         best_scale = min(scales, key=lambda scale: results[scale][None].summarize("error_rate"))
         self.best = results[best_scale]
         stats = {"WER": self.best[None].summarize("error_rate"), "acoustic_scale": best_scale}
+        references = [word for utterance in self.utterances for word in utterance[2]]
+        vocabulary = set(self.decoder.words)
+        stats["OOV_rate"] = sum(w not in vocabulary for w in references) / max(len(references), 1)
         # decoding speed (a measurement, on whatever else the machine is doing)
         frames = sum(len(utterance[1]) for utterance in self.utterances) * len(scales)
+        stats["decoding_s"] = round(seconds, 2)
         stats["decoding_frames_per_s"] = round(frames / max(seconds, 1e-9))
         for group in sorted(key for key in self.best if key is not None):
             stats[f"WER_{group}"] = self.best[group].summarize("error_rate")

@@ -4,6 +4,7 @@ import json
 import logging
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List, NamedTuple
 
@@ -115,7 +116,9 @@ def fit_and_test(
     decoding = {}  # hybrid WER: the acoustic scale is chosen on valid, then fixed for test
     if decoder is not None:
         decoding = choose_acoustic_scale(brain, datasets["valid"], decoder, evaluate_options)
+    start = time.perf_counter()
     test_stats = brain.evaluate_test_sets(datasets["test"], **evaluate_options)
+    test_seconds = time.perf_counter() - start  # network, data and (hybrid) decoding
     best = brain.checkpointer.find_checkpoint(min_key=error_key)
     best_valid = dict(
         next(epoch["valid"] for epoch in history if epoch["epoch"] == best.meta["epoch"])
@@ -128,6 +131,7 @@ def fit_and_test(
         "seed": hparams["seed"],
         "parameters": count_parameters(brain.modules.model),
         "train_time_s": round(train_seconds, 1),
+        "test_time_s": round(test_seconds, 1),
         "best_epoch": best.meta["epoch"],
         **{f"valid_{key}": value for key, value in best_valid.items()},
         **{

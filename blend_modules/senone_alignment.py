@@ -28,6 +28,7 @@ same frame count, so the same targets serve them.
 import csv
 import json
 import logging
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -73,15 +74,23 @@ class State(NamedTuple):
     frames: int
 
 
-def read_lexicon(path) -> Dict[str, str]:
-    """A CMU-phone lexicon (``WORD PH1 PH2 ...`` per line, stress digits allowed) as lower-case
-    word -> phones without stress digits; the first pronunciation of a word wins."""
+def read_lexicon(path) -> Dict[str, List[str]]:
+    """A CMU-phone lexicon (``WORD PH1 PH2 ...`` per line, stress digits and CMUdict's variant
+    marks ``WORD(2)`` allowed) as word (as written) -> its distinct pronunciations
+    (space-separated phones without stress digits), in the file's order; ``ValueError`` naming
+    the line for a phone outside the CMU set."""
     lexicon = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         fields = line.split()
-        if len(fields) >= 2:
-            phones = " ".join(phone.rstrip("012") for phone in fields[1:])
-            lexicon.setdefault(fields[0].lower(), phones)
+        if len(fields) < 2:
+            continue
+        phones = [phone.rstrip("012") for phone in fields[1:]]
+        unknown = sorted(set(phones) - set(CMU_PHONES))
+        if unknown:
+            raise ValueError(f"{path}:{number}: phones {unknown} are not CMU phones.")
+        pronunciations = lexicon.setdefault(re.sub(r"\(\d+\)$", "", fields[0]), [])
+        if " ".join(phones) not in pronunciations:
+            pronunciations.append(" ".join(phones))
     return lexicon
 
 
@@ -91,10 +100,11 @@ class SenoneAligner:
     Arguments
     ---------
     lexicon : mapping
-        Lower-case word -> space-separated CMU phones, for words the aligner's dictionary lacks.
+        Word -> its pronunciations (space-separated CMU phones; the first is used), for words
+        the aligner's dictionary lacks (looked up in lower case, as the aligner's words are).
     """
 
-    def __init__(self, lexicon: Mapping[str, str] = None):
+    def __init__(self, lexicon: Mapping[str, List[str]] = None):
         from pocketsphinx import Decoder  # imported here: only this stage needs it
 
         # bestpath=False: pocketsphinx 5.1.1's default fails the second (state) pass on ~23%
@@ -108,7 +118,9 @@ class SenoneAligner:
                 samprate=SAMPLE_RATE, bestpath=False, cmn="batch", loglevel="FATAL", **WIDEST_BEAMS
             ),
         ]
-        self.lexicon = dict(lexicon or {})
+        self.lexicon = {}
+        for word, pronunciations in (lexicon or {}).items():
+            self.lexicon.setdefault(word.lower(), pronunciations[0])
 
     def unknown_words(self, words: Iterable[str]) -> List[str]:
         """Add the words the aligner lacks from the lexicon; return those neither knows."""

@@ -7,12 +7,8 @@ import torch
 from fsdd_prepare import DIGIT_WORDS, digit_graph, label_names
 
 from blend_modules.alignments import write_alignments
-from blend_modules.decoding import (
-    HybridWordErrors,
-    WordDecoder,
-    decode,
-    self_loop_probabilities,
-)
+from blend_modules.decoding import HybridWordErrors, WordDecoder, decode
+from blend_modules.graphs import self_loop_probabilities
 from blend_modules.priors import DISABLED_LOG_PRIOR, log_priors, pseudo_log_likelihoods
 
 NUM_LABELS = len(label_names())

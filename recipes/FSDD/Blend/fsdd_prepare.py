@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from blend_modules.alignments import read_alignments, write_alignments
-from blend_modules.decoding import Pronunciation, self_loop_probabilities, word_loop_graph
+from blend_modules.graphs import Pronunciation, self_loop_probabilities, word_loop_graph
 from blend_modules.frames import num_frames
 from blend_modules.preparation import (
     finish_preparation,
