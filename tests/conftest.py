@@ -72,3 +72,19 @@ def topk_targets(teacher_logits, top_k, temperature=1.0):
     computes them."""
     ids, log_probs = teacher_topk(teacher_logits, top_k)
     return ids, soft_targets(log_probs, temperature)
+
+
+@pytest.fixture(scope="session")
+def speechocean_corpus(tmp_path_factory):
+    """A 4-speaker slice of the embedded speechocean762 subset (tests/speechocean_corpus.py)."""
+    from speechocean_corpus import SPEAKERS, copy_corpus
+
+    return copy_corpus(tmp_path_factory.mktemp("speechocean") / "corpus", SPEAKERS)
+
+
+@pytest.fixture(scope="session")
+def speechocean_prepared(speechocean_corpus):
+    """The slice prepared as the recipe does: manifests, senone targets (aligned once)."""
+    from speechocean_corpus import prepare
+
+    return prepare(speechocean_corpus, speechocean_corpus.parent / "prepared")

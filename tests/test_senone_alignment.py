@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO
 from speechbrain.core import Stage
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataloader import SaveableDataLoader
+from speechocean_corpus import KEPT, RECIPE, SPEAKERS, prepare, prepare_speechocean
 
 from blend_modules.alignments import read_alignments, write_alignments
 from blend_modules.data import dataio_prepare
@@ -29,69 +29,15 @@ from blend_modules.senone_alignment import (
     read_labels,
 )
 
-RECIPE = REPO / "recipes" / "SpeechOcean762" / "Blend"
-sys.path.insert(0, str(RECIPE))
-from speechocean_prepare import prepare_speechocean  # noqa: E402
 
-EMBEDDED = RECIPE / "speechocean762"
-KEPT = 60
-KALDI_FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "spk2age", "spk2gender")
+@pytest.fixture
+def corpus(speechocean_corpus):
+    return speechocean_corpus
 
 
-def first_child_and_adult(half_folder):
-    ages = dict(line.split() for line in (half_folder / "spk2age").read_text().splitlines())
-    by_id = sorted(ages)
-    return [
-        next(s for s in by_id if int(ages[s]) <= 12),
-        next(s for s in by_id if int(ages[s]) > 12),
-    ]
-
-
-def copy_corpus(destination, speakers):
-    """The embedded subset reduced to ``speakers`` (upstream half -> speaker ids): their audio
-    and their lines of every Kaldi file, in the corpus's layout."""
-    shutil.copytree(EMBEDDED / "resource", destination / "resource")
-    for half, ids in speakers.items():
-        (destination / half).mkdir(parents=True)
-        utt2spk = dict(
-            line.split() for line in (EMBEDDED / half / "utt2spk").read_text().splitlines()
-        )
-        for name in KALDI_FILES:
-            lines = (EMBEDDED / half / name).read_text().splitlines()
-            key_speaker = (lambda key: key) if name.startswith("spk2") else utt2spk.get
-            kept = [line for line in lines if key_speaker(line.split()[0]) in ids]
-            (destination / half / name).write_text("\n".join(kept) + "\n")
-        for speaker in ids:
-            shutil.copytree(
-                EMBEDDED / "WAVE" / f"SPEAKER{speaker}", destination / "WAVE" / f"SPEAKER{speaker}"
-            )
-    return destination
-
-
-# A child and an adult of each upstream half: 80 utterances, aligned in ~10 s
-SPEAKERS = {half: first_child_and_adult(EMBEDDED / half) for half in ("train", "test")}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return copy_corpus(tmp_path_factory.mktemp("speechocean") / "corpus", SPEAKERS)
-
-
-def prepare(corpus, folder, **options):
-    options = {
-        "valid_speakers": 1,
-        "test_speakers": 2,
-        "sample_rate": 8000,
-        "senones_kept": KEPT,
-        **options,
-    }
-    prepare_speechocean(corpus, folder, **options)
-    return Path(folder)
-
-
-@pytest.fixture(scope="module")
-def prepared(corpus):
-    return prepare(corpus, corpus.parent / "prepared")
+@pytest.fixture
+def prepared(speechocean_prepared):
+    return speechocean_prepared
 
 
 def rows(path):
@@ -301,6 +247,13 @@ def test_recipe_end_to_end_on_senone_targets(corpus, prepared, tmp_path):
     summary = json.loads((tmp_path / "cnn_blend" / "1986" / "summary.json").read_text())
     assert summary["parameters"] > 1_000_000 and 0 < summary["test_frame_acc"] <= 1
     assert summary["bytes_per_frame"] == 64 * 4
+    # scored in words too: the senone graph (built once, in the prepared folder), the acoustic
+    # scale chosen on valid, no out-of-vocabulary test word (the lexicon is the vocabulary)
+    assert (prepared / "graph" / "graph.fst").is_file()
+    assert 0 <= summary["test_WER"] and summary["test_OOV_rate"] == 0
+    assert summary["test_acoustic_scale"] == summary["valid_acoustic_scale"]
+    assert {"test_WER_child", "test_WER_adult"} <= set(summary)
+    assert (tmp_path / "cnn_blend" / "1986" / "inference" / "decoder.ckpt").is_file()
 
 
 def recipe_hparams(corpus, prepared, **overrides):
@@ -330,7 +283,7 @@ def test_alignment_off_by_more_than_the_tolerance_is_refused(corpus, prepared, t
 def test_test_metrics_per_age_group(corpus, prepared):
     """``test_breakdown: age_group`` gives test batches the manifest's column, and frame
     accuracy per group adds up to the total (weighted by frames)."""
-    hparams = recipe_hparams(corpus, prepared)
+    hparams = recipe_hparams(corpus, prepared, decoder=None)  # frame accuracy only
     test = dataio_prepare(hparams)["test"]["test"]
     metrics = hparams["targets"].metrics(Stage.TEST, group_by="age_group")
     frames = {}
