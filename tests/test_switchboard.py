@@ -31,7 +31,12 @@ RECIPE = REPO / "recipes" / "Switchboard" / "Blend"
 sys.path.insert(0, str(RECIPE))
 
 from swbd_text import GLMNormalizer, map_word, normalize_transcript  # noqa: E402
-from switchboard_prepare import cap_duplicates, prepare_switchboard  # noqa: E402
+from switchboard_prepare import (  # noqa: E402
+    cap_duplicates,
+    extend_segments,
+    kaldi_eval2000_id,
+    prepare_switchboard,
+)
 
 NUM_PDFS = 12
 KALDI_WINDOW, HOP = 200, 80  # 25 ms / 10 ms at 8 kHz
@@ -186,6 +191,7 @@ def test_glm_normaliser(tmp_path):
         ("beyond_audio", r"sw2005A-ms98-a-trans.text:3: segment ends at 99.0 s, after the end"),
         ("bad_line", r"sw2005A-ms98-a-trans.text:2: expected 'segment-id start end words"),
         ("mono", r"sw02023.sph: 1 channel\(s\), expected 2"),
+        ("stm_differs", r"segments of .*hub5e_00.pem and .*\.stm differ \(e.g. en_4156-A_000030"),
     ],
 )
 def test_bad_corpus_is_refused(tmp_path, damage, message):
@@ -195,6 +201,10 @@ def test_bad_corpus_is_refused(tmp_path, damage, message):
         tree["transcripts_folder"] = tmp_path / "nowhere"
     elif damage == "no_transcript":
         (transcripts / "2010" / "sw2010B-ms98-a-trans.text").unlink()
+    elif damage == "stm_differs":  # a segment of the pem missing from the stm
+        stm = next(tree["eval2000_reference_folder"].rglob("*.stm"))
+        lines = stm.read_text().splitlines()
+        stm.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
     elif damage in ("beyond_audio", "bad_line"):
         path = transcripts / "2005" / "sw2005A-ms98-a-trans.text"
         lines = path.read_text().splitlines()
@@ -211,6 +221,49 @@ def test_bad_corpus_is_refused(tmp_path, damage, message):
         )
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         prepare({k: str(v) for k, v in tree.items()}, tmp_path / "prepared")
+
+
+def test_eval2000_segments_as_kaldi_writes_them():
+    """IDs by eval2000_data_prep.sh's awk rule (truncated: 1.15 s -> 000114), then times widened
+    as local/extend_segments.pl 0.1 does; its own documented examples (at 1.0 s) included."""
+    assert kaldi_eval2000_id("sw_4390", "A", "0.29", "1.15") == "sw_4390-A_000028-000114"
+    assert kaldi_eval2000_id("en_4156", "B", "301.85", "302.48") == "en_4156-B_030185-030248"
+    segments = {
+        "a1": ("r", "A", 0.0, 1.0),
+        "a2": ("r", "A", 3.0, 4.0),
+        "b1": ("r", "B", 0.0, 1.0),
+        "b2": ("r", "B", 2.0, 3.0),
+        "c1": ("s", "A", 0.0, 2.0),  # c1, c2 overlap: left as they are
+        "c2": ("s", "A", 1.0, 3.0),
+        "d1": ("t", "A", 0.0, 2.0),  # out of order in the file
+        "d2": ("t", "A", 5.0, 6.0),
+        "d3": ("t", "A", 3.0, 4.0),
+    }
+    extended = {u: times[2:] for u, times in extend_segments(segments, 1.0).items()}
+    assert extended == {
+        "a1": (0.0, 2.0),
+        "a2": (2.0, 5.0),
+        "b1": (0.0, 1.5),
+        "b2": (1.5, 4.0),
+        "c1": (0.0, 2.0),
+        "c2": (1.0, 4.0),
+        "d1": (0.0, 2.5),
+        "d2": (4.5, 7.0),
+        "d3": (2.5, 4.5),
+    }
+    close = {"e1": ("r", "A", 0.05, 1.15), "e2": ("r", "A", 1.2, 2.3)}  # a 0.05 s gap
+    assert extend_segments(close, 0.1) == {
+        "e1": ("r", "A", 0.0, 1.17),  # 1.1749999999999998 in doubles: perl prints 1.17 too
+        "e2": ("r", "A", 1.17, 2.4),
+    }
+
+
+def test_eval2000_manifest_times_are_kaldis(swbd_tree, tmp_path):
+    manifests = prepare(swbd_tree, tmp_path)
+    rows = {row["ID"]: row for row in manifests["eval2000_swbd"]}
+    first, second = rows["sw_4390-A_000030-000180"], rows["sw_4390-A_000210-000360"]
+    assert (first["start"], first["stop"]) == ("0.200000", "1.900000")  # 0.30-1.80 widened
+    assert (second["start"], second["stop"]) == ("2.000000", "3.700000")
 
 
 def kaldi_alignments(manifests, drop):

@@ -6,7 +6,9 @@ ms98 transcripts), ``eval2000_swbd.csv`` / ``eval2000_callhome.csv`` (the Hub5'0
 Each row is a segment of one channel of a conversation, read on the fly:
 ``ID, duration, wav, start, stop, channel, spk_id, words``.
 Utterance IDs are Kaldi s5c's (``sw02001-A_000098-001156``: side, start and end in
-centiseconds), so alignments made by a Kaldi recipe line up with them.
+centiseconds), so alignments made by a Kaldi recipe line up with them; the eval2000 segments
+(IDs, times widened by 0.1 s, text) are exactly those of s5c's ``eval2000_data_prep.sh``, so
+hypotheses line up with Kaldi's ``data/eval2000`` and its scoring.
 
 - Text is normalised as in s5c (see ``swbd_text``); segments left without words are dropped.
 - ``dev.csv`` holds out whole conversations, the first ones in ID order, until it has
@@ -40,6 +42,7 @@ CHANNELS = {"A": 0, "B": 1}
 SWBD_AUDIO = re.compile(r"^sw0(\d{4})\.sph$", re.IGNORECASE)
 MS98_FILE = re.compile(r"^sw(\d{4})([AB])-ms98-a-trans\.text$")
 TIME_SLACK_S = 0.01  # transcripts round times; a segment may end this far past the audio
+EVAL2000_EXTEND_S = 0.1  # eval2000_data_prep.sh: local/extend_segments.pl 0.1
 
 
 def centiseconds(seconds: float) -> int:
@@ -214,13 +217,15 @@ def segment_row(
     stop: float,
     audio_seconds: float,
     words: List[str],
+    utt_id: str = None,
 ) -> Dict:
     """One manifest row; times rounded to centiseconds as in Kaldi's ``segments`` (so that
-    frame counts match those of Kaldi's alignments), the end clipped to the audio's."""
+    frame counts match those of Kaldi's alignments), the end clipped to the audio's; the ID is
+    Kaldi's training-segment ID (:func:`utterance_id`) unless given."""
     start_s = centiseconds(start) / 100
     stop_s = min(centiseconds(stop) / 100, audio_seconds)
     return {
-        "ID": utterance_id(recording, side, start, stop),
+        "ID": utt_id or utterance_id(recording, side, start, stop),
         "duration": f"{stop_s - start_s:.6f}",
         "wav": str(wav),
         "start": f"{start_s:.6f}",
@@ -280,54 +285,115 @@ def find_one(folder: Path, pattern: str) -> Path:
 def eval2000_rows(
     eval2000_folder: Path, reference_folder: Path, audio_cache: Path, sph2pipe: str
 ) -> Dict[str, List[Dict]]:
-    """Rows of the Hub5'00 segments (``.pem``) with their ``.stm`` references, split into
-    ``swbd`` (``sw_*`` recordings) and ``callhome`` (``en_*``). A segment's reference is the
-    words of the stm segments centred inside it; segments the stm excludes from scoring, or
-    without reference words, are left out and counted."""
+    """Rows of the Hub5'00 segments as Kaldi's ``eval2000_data_prep.sh`` makes them: IDs and
+    times from the ``.pem`` (:func:`kaldi_eval2000_id`, then :func:`extend_segments` by 0.1 s),
+    words from the ``.stm`` line of the same ID (Kaldi stops if the two files' segments differ:
+    so does this); split into ``swbd`` (``sw_*`` recordings) and ``callhome`` (``en_*``).
+    Segments marked ``IGNORE_TIME_SEGMENT_IN_SCORING`` (Kaldi leaves them out of ``text``), or
+    without a scored reference word, are left out and counted."""
     pem = find_one(eval2000_folder, "*.pem")
     stm = find_one(reference_folder, "*.stm")
     shutil.copy(find_one(reference_folder, "*.glm"), audio_cache.parent / GLM_FILE)
-    references = read_stm(stm)
+    segments = extend_segments(read_segment_lines(pem), EVAL2000_EXTEND_S)
+    references = {utt_id: words for utt_id, (_, _, _, _, words) in read_segment_lines(stm).items()}
+    if set(segments) != set(references):
+        only = sorted(set(segments) ^ set(references))[0]
+        raise ValueError(
+            f"The segments of {pem} and {stm} differ (e.g. {only} is in only one of them), "
+            "as Kaldi's eval2000_data_prep.sh would stop."
+        )
     sph_files = {path.stem: path for path in eval2000_folder.rglob("*.sph")}
-    subsets, audio, left_out = {"swbd": [], "callhome": []}, {}, 0
-    with open(pem, encoding="latin-1") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip() or line.startswith(";;"):
-                continue
-            recording, side, start, stop, _ = segment_fields(line, pem, number)
-            if recording not in audio:
-                if recording not in sph_files:
-                    raise FileNotFoundError(
-                        f"{pem}:{number}: no audio {recording}.sph below {eval2000_folder}."
-                    )
-                audio[recording] = audio_info(sph_files[recording], audio_cache, sph2pipe)
-            wav, duration, _ = audio[recording]
-            if stop > duration + TIME_SLACK_S:
-                raise ValueError(
-                    f"{pem}:{number}: segment ends at {stop} s, after the end of {wav} "
-                    f"({duration:.3f} s)."
+    subsets, audio, ignored, empty = {"swbd": [], "callhome": []}, {}, 0, 0
+    for utt_id, (recording, side, start, stop) in sorted(segments.items()):
+        if recording not in audio:
+            if recording not in sph_files:
+                raise FileNotFoundError(
+                    f"{pem}: no audio {recording}.sph below {eval2000_folder} (segment {utt_id})."
                 )
-            words = [
-                word
-                for ref_start, ref_stop, ref_words in references[recording, side]
-                if start <= (ref_start + ref_stop) / 2 < stop  # the stm segment inside this one
-                for word in ref_words
-            ]
-            if not words:
-                left_out += 1
-                continue
-            subset = "swbd" if recording.startswith("sw") else "callhome"
-            subsets[subset].append(segment_row(recording, side, wav, start, stop, duration, words))
+            audio[recording] = audio_info(sph_files[recording], audio_cache, sph2pipe)
+        wav, duration, _ = audio[recording]
+        if stop > duration + EVAL2000_EXTEND_S + TIME_SLACK_S:
+            raise ValueError(
+                f"{pem}: segment {utt_id} ends at {stop} s, after the end of {wav} "
+                f"({duration:.3f} s)."
+            )
+        stm_words = references[utt_id]
+        if stm_words and stm_words[0].startswith("<"):  # the stm's <O,en,F,en-F> tag
+            stm_words = stm_words[1:]
+        if any(word.upper().startswith("IGNORE_TIME_SEGMENT_") for word in stm_words):
+            ignored += 1
+            continue
+        words = reference_words(stm_words)
+        if not words:
+            empty += 1
+            continue
+        subset = "swbd" if recording.startswith("sw") else "callhome"
+        row = segment_row(recording, side, wav, start, stop, duration, words, utt_id)
+        subsets[subset].append(row)
     logger.info(
-        "eval2000: %d swbd and %d callhome segments; %d without scored reference left out.",
+        "eval2000: %d swbd and %d callhome segments; left out: %d IGNORE_TIME_SEGMENT_IN_SCORING,"
+        " %d without a scored reference word.",
         len(subsets["swbd"]),
         len(subsets["callhome"]),
-        left_out,
+        ignored,
+        empty,
     )
     for subset, rows in subsets.items():
         if not rows:
             raise ValueError(f"{pem}: no {subset} segment has a reference in {stm}.")
     return subsets
+
+
+def kaldi_eval2000_id(recording: str, side: str, start: str, stop: str) -> str:
+    """The segment ID Kaldi's ``eval2000_data_prep.sh`` writes with awk
+    ``sprintf("%s_%06d-%06d", $1"-"$2, $4*100, $5*100)``: the times in centiseconds
+    *truncated* as awk's ``%d`` truncates the double product (``1.15`` -> ``000114``)."""
+    return f"{recording}-{side}_{int(float(start) * 100):06d}-{int(float(stop) * 100):06d}"
+
+
+def read_segment_lines(path: Path) -> Dict[str, Tuple[str, str, float, float, List[str]]]:
+    """Kaldi eval2000 ID -> (recording, side, start, end, rest of the line) of each line of a
+    ``.pem`` or ``.stm`` file (``recording side speaker start end ...``; ``;;`` comments)."""
+    segments = {}
+    with open(path, encoding="latin-1") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip() or line.startswith(";;"):
+                continue
+            recording, side, start, stop, rest = segment_fields(line, path, number)
+            start_text, stop_text = line.split()[3:5]
+            segments[kaldi_eval2000_id(recording, side, start_text, stop_text)] = (
+                recording,
+                side,
+                start,
+                stop,
+                rest,
+            )
+    return segments
+
+
+def extend_segments(
+    segments: Dict[str, Tuple], extend: float
+) -> Dict[str, Tuple[str, str, float, float]]:
+    """Kaldi's ``local/extend_segments.pl``: widen each segment of a recording side by
+    ``extend`` seconds at both ends, but never into a neighbour (two adjacent segments share
+    the gap between them at most half each; overlapping ones stay as they are) nor before 0;
+    times printed with 2 decimals."""
+    by_side = defaultdict(list)
+    for utt_id, (recording, side, start, stop, *_) in segments.items():
+        by_side[recording, side].append([start, stop, utt_id])
+    extended = {}
+    for (recording, side), spans in by_side.items():
+        spans.sort(key=lambda span: span[0])  # stable, like Perl's sort on start times
+        spans[0][0] = max(spans[0][0] - extend, 0.0)
+        spans[-1][1] += extend
+        for earlier, later in zip(spans, spans[1:]):
+            if earlier[1] <= later[0]:
+                widen = min(extend, 0.5 * (later[0] - earlier[1]))
+                earlier[1] += widen
+                later[0] -= widen
+        for start, stop, utt_id in spans:
+            extended[utt_id] = (recording, side, float(f"{start:.2f}"), float(f"{stop:.2f}"))
+    return extended
 
 
 def segment_fields(line: str, path: Path, number: int) -> Tuple[str, str, float, float, List[str]]:
@@ -344,24 +410,6 @@ def segment_fields(line: str, path: Path, number: int) -> Tuple[str, str, float,
     if side not in CHANNELS:
         raise ValueError(f"{path}:{number}: side {side!r} is not A or B.")
     return recording, side, start, stop, fields[5:]
-
-
-def read_stm(stm: Path) -> Dict[Tuple[str, str], List[Tuple[float, float, List[str]]]]:
-    """(recording, side) -> ``(start, end, reference words)`` of each segment of an ``.stm``
-    file (``recording side speaker start end [<tags>] words``); a segment marked
-    ``ignore_time_segment_in_scoring`` gets no words."""
-    references = defaultdict(list)
-    with open(stm, encoding="latin-1") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip() or line.startswith(";;"):
-                continue
-            recording, side, start, stop, words = segment_fields(line, stm, number)
-            if words and words[0].startswith("<"):
-                words = words[1:]
-            if any(word.lower() == "ignore_time_segment_in_scoring" for word in words):
-                words = []
-            references[recording, side].append((start, stop, reference_words(words)))
-    return references
 
 
 def write_manifest(path: Path, rows: List[Dict]) -> None:
