@@ -24,6 +24,7 @@ from speechbrain.utils.metric_stats import ErrorRateStats
 
 from blend_modules.data import batch_groups
 from blend_modules.files import file_sha256
+from blend_modules.kaldi_graph import read_graph, read_transition_pdfs, read_word_symbols
 from blend_modules.preparation import finish_preparation, is_prepared, start_preparation
 from blend_modules.priors import pseudo_log_likelihoods
 
@@ -33,28 +34,74 @@ GRAPH_FILE, WORDS_FILE, GRAPH_OPTIONS_FILE = "graph.fst", "words.txt", "graph_op
 
 
 def decode(
-    graph: kaldifst.StdVectorFst,
+    graph: kaldifst.StdFst,
     loglikes: np.ndarray,
     beam: float = 16.0,
     max_active: int = 7000,
+    input_labels: np.ndarray = None,
+    chunk_frames: int = 200,
 ) -> Dict:
     """The best path of ``graph`` through the pseudo-log-likelihoods ``[frames × labels]``:
-    ``word_ids`` (1-based), per-frame ``labels`` (0-based model labels, the Viterbi alignment),
-    ``cost`` and whether it ``reached_final`` (else the best partial path is returned)."""
+    ``word_ids`` (1-based), ``word_frames`` (the frame at which each word's label is output:
+    where the graph put it, near the word's start; Kaldi's best path merges epsilon arcs into
+    their neighbours, which may move it a frame), per-frame ``labels`` (the graph's input labels − 1: the
+    Viterbi alignment), ``cost`` and whether it ``reached_final`` (else the best partial path
+    is returned).
+
+    With ``input_labels`` (graph input label i + 1 scores as model label ``input_labels[i]``,
+    e.g. Kaldi's transition-id -> pdf table) the matrix is expanded to the graph's labels
+    ``chunk_frames`` frames at a time.
+    """
     options = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=max_active)
     decoder = kaldi_decoder.FasterDecoder(graph, options)
-    decoder.decode(kaldi_decoder.DecodableCtc(np.ascontiguousarray(loglikes, dtype=np.float32)))
+    loglikes = np.asarray(loglikes, dtype=np.float32)
+    if input_labels is None:
+        decoder.decode(kaldi_decoder.DecodableCtc(np.ascontiguousarray(loglikes)))
+    else:
+        decoder.init_decoding()
+        for start in range(0, len(loglikes), chunk_frames):
+            chunk = np.ascontiguousarray(loglikes[start : start + chunk_frames][:, input_labels])
+            decoder.advance_decoding(kaldi_decoder.DecodableCtc(chunk, offset=start))
     reached_final = decoder.reached_final()
     ok, best = decoder.get_best_path()
     if not ok:
-        return {"word_ids": [], "labels": [], "cost": float("inf"), "reached_final": False}
-    ok, input_labels, output_labels, weight = kaldifst.get_linear_symbol_sequence(best)
+        return {
+            "word_ids": [],
+            "word_frames": [],
+            "labels": [],
+            "cost": float("inf"),
+            "reached_final": False,
+        }
+    _, _, _, weight = kaldifst.get_linear_symbol_sequence(best)
+    labels, word_ids, word_frames = [], [], []
+    for ilabel, olabel in best_path_arcs(best):
+        if olabel:
+            word_ids.append(olabel)
+            word_frames.append(len(labels))
+        if ilabel:
+            labels.append(ilabel - 1)
     return {
-        "word_ids": list(output_labels),
-        "labels": [label - 1 for label in input_labels],
+        "word_ids": word_ids,
+        "word_frames": word_frames,
+        "labels": labels,
         "cost": float(weight.value1 + weight.value2),  # graph + acoustic
         "reached_final": reached_final,
     }
+
+
+def best_path_arcs(path: kaldifst.Lattice) -> List[Tuple[int, int]]:
+    """(input, output) labels of a linear lattice's arcs from its start state, in order
+    (read from its text form: kaldifst iterates the arcs of a lattice only privately)."""
+    arcs = {}
+    for line in path.to_str().splitlines():
+        fields = line.split()
+        if len(fields) >= 4:
+            arcs[int(fields[0])] = (int(fields[1]), int(fields[2]), int(fields[3]))
+    sequence, state = [], path.start
+    while state in arcs:
+        state, ilabel, olabel = arcs[state]
+        sequence.append((ilabel, olabel))
+    return sequence
 
 
 @register_checkpoint_hooks
@@ -94,6 +141,7 @@ class WordDecoder:
         self.acoustic_scales = [float(scale) for scale in acoustic_scales]
         self.beam, self.max_active = beam, max_active
         self.graph, self.words = None, None
+        self.input_labels = None  # graph input label i + 1 -> model label (None: i)
         self.label_log_priors = None  # set from the training alignments (FrameTargets)
         self.acoustic_scale = None  # chosen on valid
 
@@ -134,13 +182,41 @@ class WordDecoder:
         )
         finish_preparation(folder, options, GRAPH_OPTIONS_FILE)
 
-    def transcribe(self, log_posteriors: np.ndarray, acoustic_scale: float = None) -> List[str]:
-        """The words of one utterance's ``[frames × labels]`` log-posteriors, at
-        ``acoustic_scale`` (default: the chosen one)."""
+    def best_path(self, scores: np.ndarray, acoustic_scale: float = None) -> Dict:
+        """:func:`decode` of one utterance's ``[frames × labels]`` scores at ``acoustic_scale``
+        (default: the chosen one), with its ``words``. The scores are log-posteriors, or,
+        for a decoder without label priors (:meth:`from_kaldi`), pseudo-log-likelihoods."""
         scale = self.acoustic_scale if acoustic_scale is None else acoustic_scale
-        loglikes = pseudo_log_likelihoods(log_posteriors, self.label_log_priors, scale)
-        best = decode(self.graph, loglikes, self.beam, self.max_active)
-        return [self.words[word_id - 1] for word_id in best["word_ids"]]
+        if self.label_log_priors is None:
+            loglikes = scale * np.asarray(scores, dtype=np.float32)
+        else:
+            loglikes = pseudo_log_likelihoods(scores, self.label_log_priors, scale)
+        best = decode(self.graph, loglikes, self.beam, self.max_active, self.input_labels)
+        best["words"] = [self.words[word_id - 1] for word_id in best["word_ids"]]
+        return best
+
+    def transcribe(self, scores: np.ndarray, acoustic_scale: float = None) -> List[str]:
+        """The words of one utterance (see :meth:`best_path`)."""
+        return self.best_path(scores, acoustic_scale)["words"]
+
+    @classmethod
+    def from_kaldi(
+        cls,
+        graph_folder,
+        model,
+        acoustic_scales: Sequence[float] = (0.05, 0.08, 0.1, 0.12, 0.15),
+        beam: float = 13.0,
+        max_active: int = 7000,
+    ) -> "WordDecoder":
+        """A decoder of a Kaldi system's graph: ``graph_folder`` holds ``HCLG.fst`` (const or
+        vector) and ``words.txt``; its input labels are transition-ids of ``model``'s
+        (``final.mdl``) transition model, whose table gives each its pdf. It decodes
+        pseudo-log-likelihoods (e.g. from ``export_loglikes.py``) over those pdfs."""
+        decoder = cls(acoustic_scales=acoustic_scales, beam=beam, max_active=max_active)
+        decoder.graph = read_graph(Path(graph_folder) / "HCLG.fst")
+        decoder.words = read_word_symbols(Path(graph_folder) / "words.txt")
+        decoder.input_labels = read_transition_pdfs(model)[1:]  # transition-id 1, 2, ...
+        return decoder
 
     @mark_as_saver
     def _save(self, path) -> None:
@@ -180,25 +256,34 @@ def describe_callable(function: Callable) -> Dict:
 
 
 class HybridWordErrors:
-    """WER of a frame-target model on one set: keeps each utterance's log-posteriors, then
-    decodes them with ``decoder`` at its acoustic scale, or at every scale of its grid if none
-    is chosen yet (``summarize`` then reports the best as ``acoustic_scale``). With
-    ``group_by`` also the WER per value of that batch item, as ``WER_<value>``. Also reported:
-    ``OOV_rate`` (reference words the decoder's vocabulary lacks: each is an error) and the
-    time spent decoding."""
+    """WER of a frame-target model on one set: keeps each utterance's scores, then decodes
+    them with ``decoder`` at its acoustic scale, or at every scale of its grid if none is chosen
+    yet (``summarize`` then reports the best as ``acoustic_scale``). With ``group_by`` also the
+    WER per value of that batch item, as ``WER_<value>``; with ``scoring_filter`` (e.g. a GLM)
+    hypotheses and references are both mapped before scoring. Also reported: ``OOV_rate``
+    (reference words the decoder's vocabulary lacks: each is an error) and the time spent
+    decoding. The reported scale's best paths stay in ``hypotheses`` (utterance ID -> the
+    :meth:`WordDecoder.best_path` result)."""
 
-    def __init__(self, decoder: WordDecoder, group_by: Optional[str] = None):
-        self.decoder, self.group_by = decoder, group_by
-        self.utterances = []  # (id, log-posteriors, reference words, group)
-        self.best = None
+    def __init__(
+        self,
+        decoder: WordDecoder,
+        group_by: Optional[str] = None,
+        scoring_filter: Callable[[List[str]], List[str]] = None,
+    ):
+        self.decoder, self.group_by, self.scoring_filter = decoder, group_by, scoring_filter
+        self.utterances = []  # (id, scores, reference words, group)
+        self.best, self.hypotheses = None, {}
 
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
         log_posteriors = torch.log_softmax(logits.detach().float(), dim=-1).cpu().numpy()
         groups = batch_groups(batch, self.group_by)
         for row, (utt_id, words, group) in enumerate(zip(batch.id, batch.words, groups)):
-            self.utterances.append(
-                (utt_id, log_posteriors[row, : lengths[row]], words.split(), group)
-            )
+            self.add(utt_id, log_posteriors[row, : lengths[row]], words.split(), group)
+
+    def add(self, utt_id: str, scores: np.ndarray, reference: List[str], group=None) -> None:
+        """One utterance's ``[frames × labels]`` scores and reference words."""
+        self.utterances.append((utt_id, scores, reference, group))
 
     def summarize(self) -> Dict[str, float]:
         chosen = self.decoder.acoustic_scale
@@ -206,8 +291,8 @@ class HybridWordErrors:
         start = time.perf_counter()
         results = {scale: self.error_rates(scale) for scale in scales}
         seconds = time.perf_counter() - start
-        best_scale = min(scales, key=lambda scale: results[scale][None].summarize("error_rate"))
-        self.best = results[best_scale]
+        best_scale = min(scales, key=lambda scale: results[scale][0][None].summarize("error_rate"))
+        self.best, self.hypotheses = results[best_scale]
         stats = {"WER": self.best[None].summarize("error_rate"), "acoustic_scale": best_scale}
         references = [word for utterance in self.utterances for word in utterance[2]]
         vocabulary = set(self.decoder.words)
@@ -219,21 +304,45 @@ class HybridWordErrors:
         for group in sorted(key for key in self.best if key is not None):
             stats[f"WER_{group}"] = self.best[group].summarize("error_rate")
         if chosen is None:
-            for scale, by_group in results.items():
+            for scale, (by_group, _) in results.items():
                 stats[f"WER_at_scale_{scale:g}"] = by_group[None].summarize("error_rate")
         return stats
 
-    def error_rates(self, acoustic_scale: float) -> Dict[Optional[str], ErrorRateStats]:
-        """ErrorRateStats of every utterance (key None) and of each group at one scale."""
-        by_group = defaultdict(ErrorRateStats)
-        for utt_id, log_posteriors, reference, group in self.utterances:
-            words = self.decoder.transcribe(log_posteriors, acoustic_scale)
+    def error_rates(
+        self, acoustic_scale: float
+    ) -> Tuple[Dict[Optional[str], ErrorRateStats], Dict]:
+        """ErrorRateStats of every utterance (key None) and of each group at one scale, and
+        each utterance's best path."""
+        by_group, best_paths = defaultdict(ErrorRateStats), {}
+        for utt_id, scores, reference, group in self.utterances:
+            best_paths[utt_id] = self.decoder.best_path(scores, acoustic_scale)
+            words = best_paths[utt_id]["words"]
+            if self.scoring_filter is not None:
+                words, reference = self.scoring_filter(words), self.scoring_filter(reference)
             for key in {None, group}:
                 by_group[key].append([utt_id], [words], [reference])
-        return by_group
+        return by_group, best_paths
 
     def write(self, folder: Path, test_set: str) -> None:
         """``wer_<test_set>.txt`` at the reported acoustic scale, as SpeechBrain recipes write."""
         if self.best is not None:
             with open(folder / f"wer_{test_set}.txt", "w") as wer_file:
                 self.best[None].write_stats(wer_file)
+
+
+def fix_acoustic_scale(decoder: WordDecoder, valid_stats: Dict) -> None:
+    """Fix the decoder's acoustic scale to the one chosen on valid (``valid_stats`` of a
+    :class:`HybridWordErrors` over the grid); warn if it is at the grid's edge."""
+    decoder.acoustic_scale = valid_stats["acoustic_scale"]
+    logger.info(
+        "Acoustic scale %g, chosen on valid from %s.",
+        decoder.acoustic_scale,
+        decoder.acoustic_scales,
+    )
+    if decoder.acoustic_scale in (min(decoder.acoustic_scales), max(decoder.acoustic_scales)):
+        logger.warning(
+            "The acoustic scale chosen on valid, %g, is at the edge of the grid %s: a wider "
+            "grid may decode better.",
+            decoder.acoustic_scale,
+            decoder.acoustic_scales,
+        )

@@ -13,6 +13,7 @@ import torch
 from speechbrain.utils.distributed import run_on_main
 
 from blend_modules.data import train_loader_kwargs
+from blend_modules.decoding import fix_acoustic_scale
 from blend_modules.hparams import load_hparams_file, write_resolved_hparams
 from blend_modules.inference import write_inference_folder
 
@@ -160,19 +161,7 @@ def choose_acoustic_scale(brain: sb.Brain, valid, decoder, evaluate_options: Dic
     and fix the decoder's scale to the best; returns valid's decoding stats."""
     decoder.acoustic_scale = None
     stats = brain.evaluate_test_sets({"valid": valid}, **evaluate_options)["valid"]
-    decoder.acoustic_scale = stats["acoustic_scale"]
-    logger.info(
-        "Acoustic scale %g, chosen on valid from %s.",
-        stats["acoustic_scale"],
-        decoder.acoustic_scales,
-    )
-    if decoder.acoustic_scale in (min(decoder.acoustic_scales), max(decoder.acoustic_scales)):
-        logger.warning(
-            "The acoustic scale chosen on valid, %g, is at the edge of the grid %s: a wider "
-            "grid may decode better.",
-            decoder.acoustic_scale,
-            decoder.acoustic_scales,
-        )
+    fix_acoustic_scale(decoder, stats)
     return stats
 
 

@@ -1,14 +1,20 @@
-"""The recipes' entry points. Each recipe's ``train_teacher.py``, ``train_blend.py`` and
-``export_loglikes.py`` calls one of these with its command line, so every corpus trains with
-the same code and only its YAML (and data preparation) differs."""
+"""The recipes' entry points. Each recipe's ``train_teacher.py``, ``train_blend.py``,
+``export_loglikes.py`` and ``decode_loglikes.py`` calls one of these with its command line, so
+every corpus trains with the same code and only its YAML (and data preparation) differs."""
 
+import csv
+import json
 import logging
 from pathlib import Path
-from typing import List
+from typing import Dict, List
+
+import kaldiio
 
 from blend_modules.alignments import read_alignments
 from blend_modules.brains import StudentBrain, TeacherBrain
 from blend_modules.data import check_manifest, dataio_prepare
+from blend_modules.decoding import HybridWordErrors, WordDecoder, fix_acoustic_scale
+from blend_modules.kaldi_graph import write_ctm, write_text
 from blend_modules.kaldi_export import export_loglikes, write_counts
 from blend_modules.losses import check_blend_options
 from blend_modules.priors import label_counts, log_priors
@@ -111,3 +117,79 @@ def export_for_kaldi(argv: List[str]) -> Path:
             run_opts.get("device", "cpu"),
         )
     return kaldi_folder
+
+
+def decode_exported(argv: List[str]) -> Dict:
+    """Decode the pseudo-log-likelihoods ``export_for_kaldi`` wrote with a Kaldi system's graph
+    (``kaldi_graph_folder``: ``HCLG.fst``, ``words.txt``; ``kaldi_model``: its ``final.mdl``),
+    in Python: the acoustic scale is chosen on the ``decode_valid`` export from the
+    ``acoustic_scales`` grid, then every other export is decoded at it and scored against its
+    manifest's words (both mapped by ``scoring_filter``, e.g. the reference GLM). Writes, in
+    ``output_folder/kaldi``: ``<name>/text`` (Kaldi text), ``<name>/ctm``,
+    ``wer_<name>.txt`` and ``decode_summary.json``. Takes the command line the model trained
+    with (plus the graph options)."""
+    _, hparams, _, _ = load_hparams(argv)
+    for key in ("kaldi_graph_folder", "kaldi_model"):
+        if not hparams.get(key):
+            raise ValueError(f"Decoding with a Kaldi graph needs --{key} (see README).")
+    kaldi_folder = Path(hparams["output_folder"]) / "kaldi"
+    decoder = WordDecoder.from_kaldi(
+        hparams["kaldi_graph_folder"],
+        hparams["kaldi_model"],
+        hparams["acoustic_scales"],
+        hparams["decode_beam"],
+        hparams["decode_max_active"],
+    )
+    num_pdfs = int(decoder.input_labels.max()) + 1
+    if num_pdfs != hparams["targets"].num_labels:
+        raise ValueError(
+            f"{hparams['kaldi_model']}: its transition model has {num_pdfs} pdfs, the model "
+            f"was trained on {hparams['targets'].num_labels} labels: not the same pdf ids."
+        )
+    exports = dict(hparams["export_csv"])
+    valid_name = hparams["decode_valid"]
+    summary = {"graph": str(hparams["kaldi_graph_folder"]), "model": str(hparams["kaldi_model"])}
+    for name in [valid_name] + [name for name in exports if name != valid_name]:
+        errors = HybridWordErrors(decoder, scoring_filter=hparams.get("scoring_filter"))
+        segments = read_exported(kaldi_folder / name / "loglikes.scp", exports[name], num_pdfs)
+        for utt_id, (loglikes, words, _) in segments.items():
+            errors.add(utt_id, loglikes, words)
+        if name == valid_name:
+            decoder.acoustic_scale = None  # decoded at every scale of the grid
+            stats = errors.summarize()
+            fix_acoustic_scale(decoder, stats)
+        else:
+            stats = errors.summarize()
+            errors.write(kaldi_folder, name)
+            write_text(kaldi_folder / name / "text", errors.hypotheses)
+            frame_shift_s = hparams["features"]["hop_length"] / 1000
+            sides = {utt_id: side for utt_id, (_, _, side) in segments.items()}
+            write_ctm(kaldi_folder / name / "ctm", errors.hypotheses, sides, frame_shift_s)
+        summary.update({f"{name}_{key}": value for key, value in stats.items()})
+        logger.info("%s: %s", name, {k: v for k, v in stats.items() if "at_scale" not in k})
+    (kaldi_folder / "decode_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def read_exported(scp, manifest, num_pdfs: int) -> Dict:
+    """Utterance ID -> (pseudo-log-likelihoods, reference words, (recording, channel, start))
+    of an export and its manifest (a side ``<recording>-<channel>`` as Kaldi's
+    ``reco2file_and_channel``, else channel 1); ``ValueError`` naming the file for a missing
+    export, utterance or a pdf count that is not the graph's."""
+    if not Path(scp).is_file():
+        raise FileNotFoundError(f"{scp}: no export; run export_loglikes.py first.")
+    loglikes = kaldiio.load_scp(str(scp))
+    segments = {}
+    with open(manifest, newline="") as csv_file:
+        for row in csv.DictReader(csv_file):
+            if row["ID"] not in loglikes:
+                raise ValueError(f"{scp}: no pseudo-log-likelihoods of {row['ID']} ({manifest}).")
+            matrix = loglikes[row["ID"]]
+            if matrix.shape[1] != num_pdfs:
+                raise ValueError(
+                    f"{scp}: {row['ID']} has {matrix.shape[1]} pdfs, the graph's model {num_pdfs}."
+                )
+            recording, _, channel = row["spk_id"].rpartition("-")
+            side = (recording, channel) if recording else (row["spk_id"], "1")
+            segments[row["ID"]] = (matrix, row["words"].split(), (*side, float(row["start"])))
+    return segments

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from kaldi_system import write_final_mdl, write_graph
 from switchboard_tree import (
     SW2001A_EXPECTED,
     conversation_audio,
@@ -354,6 +355,45 @@ def test_hybrid_recipe_end_to_end(swbd_tree, tmp_path):
         assert (matrix[:, ~seen] < -1e18).all()  # labels unseen in training are disabled
         posteriors = np.exp(matrix[:, seen] + log_prior)  # undo the prior
         assert (posteriors.sum(axis=1) <= 1 + 1e-4).all() and (posteriors.sum(axis=1) > 0).all()
+
+    # decoded in Python with a Kaldi system's graph and final.mdl (synthetic, Kaldi's formats)
+    vocabulary = {
+        w
+        for name in ("dev", "eval2000_swbd", "eval2000_callhome")
+        for row in manifests[name]
+        for w in row["words"].split()
+    }
+    lexicon = {word: [1 + sum(map(ord, word)) % 4, 1 + len(word) % 4] for word in vocabulary}
+    write_graph(tmp_path / "graph", lexicon)
+    write_final_mdl(tmp_path / "final.mdl", num_phones=4, num_pdfs=NUM_PDFS)
+    graph = {"kaldi_graph_folder": tmp_path / "graph", "kaldi_model": tmp_path / "final.mdl"}
+    run_recipe("decode_loglikes.py", blend_yaml, {**overrides, **graph})
+    decoded = json.loads((student / "kaldi" / "decode_summary.json").read_text())
+    assert decoded["dev_acoustic_scale"] in (0.05, 0.06, 0.08, 0.1, 0.12, 0.15)  # the YAML's grid
+    assert "dev_WER_at_scale_0.1" in decoded and "eval2000_swbd_WER_at_scale_0.1" not in decoded
+    for subset in ("eval2000_swbd", "eval2000_callhome"):
+        assert decoded[f"{subset}_acoustic_scale"] == decoded["dev_acoustic_scale"]
+        text = (student / "kaldi" / subset / "text").read_text().splitlines()
+        assert [line.split()[0] for line in text] == sorted(row["ID"] for row in manifests[subset])
+        hypotheses = {line.split()[0]: line.split()[1:] for line in text}
+        assert all(set(words) <= vocabulary for words in hypotheses.values())
+        ctm = [
+            line.split() for line in (student / "kaldi" / subset / "ctm").read_text().splitlines()
+        ]
+        assert len(ctm) == sum(len(words) for words in hypotheses.values())
+        assert {(line[0], line[1]) for line in ctm} <= {
+            tuple(row["spk_id"].split("-")) for row in manifests[subset]
+        }
+        report = (student / "kaldi" / f"wer_{subset}.txt").read_text()
+        assert re.match(rf"%WER {decoded[f'{subset}_WER']:.2f} ", report)
+
+    write_final_mdl(tmp_path / "other.mdl", num_phones=5, num_pdfs=15)
+    mismatch = {**overrides, **graph, "kaldi_model": tmp_path / "other.mdl"}
+    args = [sys.executable, "decode_loglikes.py", str(blend_yaml)]
+    args += [f"--{k}={v}" for k, v in mismatch.items()]
+    result = subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert f"{tmp_path / 'other.mdl'}: its transition model has 15 pdfs" in result.stderr
 
 
 def test_ctc_recipe_end_to_end(swbd_tree, tmp_path):
