@@ -44,9 +44,9 @@ def decode(
     """The best path of ``graph`` through the pseudo-log-likelihoods ``[frames × labels]``:
     ``word_ids`` (1-based), ``word_frames`` (the frame at which each word's label is output:
     where the graph put it, near the word's start; Kaldi's best path merges epsilon arcs into
-    their neighbours, which may move it a frame), per-frame ``labels`` (the graph's input labels − 1: the
-    Viterbi alignment), ``cost`` and whether it ``reached_final`` (else the best partial path
-    is returned).
+    their neighbours, which may move it a frame), per-frame ``labels`` (the graph's input
+    labels − 1: the Viterbi alignment) and their ``num_frames``, ``cost`` and whether it
+    ``reached_final`` (else the best partial path is returned).
 
     With ``input_labels`` (graph input label i + 1 scores as model label ``input_labels[i]``,
     e.g. Kaldi's transition-id -> pdf table) the matrix is expanded to the graph's labels
@@ -69,6 +69,7 @@ def decode(
             "word_ids": [],
             "word_frames": [],
             "labels": [],
+            "num_frames": 0,
             "cost": float("inf"),
             "reached_final": False,
         }
@@ -84,6 +85,7 @@ def decode(
         "word_ids": word_ids,
         "word_frames": word_frames,
         "labels": labels,
+        "num_frames": len(labels),
         "cost": float(weight.value1 + weight.value2),  # graph + acoustic
         "reached_final": reached_final,
     }
@@ -315,8 +317,9 @@ class HybridWordErrors:
         each utterance's best path."""
         by_group, best_paths = defaultdict(ErrorRateStats), {}
         for utt_id, scores, reference, group in self.utterances:
-            best_paths[utt_id] = self.decoder.best_path(scores, acoustic_scale)
-            words = best_paths[utt_id]["words"]
+            best = self.decoder.best_path(scores, acoustic_scale)
+            del best["labels"]  # kept for every utterance and scale: the alignment is not needed
+            best_paths[utt_id], words = best, best["words"]
             if self.scoring_filter is not None:
                 words, reference = self.scoring_filter(words), self.scoring_filter(reference)
             for key in {None, group}:

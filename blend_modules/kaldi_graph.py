@@ -165,7 +165,7 @@ def write_ctm(
     lines = []
     for utt_id in sorted(hypotheses):
         best, (recording, channel, start) = hypotheses[utt_id], segments[utt_id]
-        ends = best["word_frames"][1:] + [len(best["labels"])]
+        ends = best["word_frames"][1:] + [best["num_frames"]]
         for word, first, end in zip(best["words"], best["word_frames"], ends):
             begin_s = start + first * frame_shift_s
             lines.append(
