@@ -14,8 +14,8 @@ from blend_modules.alignments import read_alignments
 from blend_modules.brains import StudentBrain, TeacherBrain
 from blend_modules.data import check_manifest, dataio_prepare
 from blend_modules.decoding import HybridWordErrors, WordDecoder, fix_acoustic_scale
-from blend_modules.kaldi_graph import write_ctm, write_text
 from blend_modules.kaldi_export import export_loglikes, write_counts
+from blend_modules.kaldi_graph import write_ctm, write_text
 from blend_modules.losses import check_blend_options
 from blend_modules.priors import label_counts, log_priors
 from blend_modules.recipe import (
@@ -64,10 +64,15 @@ def train_blend(argv: List[str]) -> dict:
         )
     datasets = dataio_prepare(hparams)
 
-    teacher, teacher_summary = None, {}
+    teacher, teacher_summary = None, {"hard_weight": hparams["hard_weight"]}
     if blending:
         teacher = load_teacher(hparams["teacher_folder"], hparams["features"], hparams["targets"])
-        teacher_summary = {"teacher_mode": hparams["teacher_mode"], "teacher": teacher.checkpoint}
+        teacher_summary.update(
+            top_k=hparams["top_k"],
+            temperature=hparams["temperature"],
+            teacher_mode=hparams["teacher_mode"],
+            teacher=teacher.checkpoint,
+        )
     start_output_folder(experiment)
     if blending and hparams["teacher_mode"] == "offline":
         device = run_opts.get("device", "cpu")

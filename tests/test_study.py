@@ -1,0 +1,86 @@
+"""The study's outputs from a tiny made-up study: CSV rows, mean ± sd and paired differences
+seed by seed, the best blend chosen on valid only, sweep points and PNG plots."""
+
+import csv
+import json
+
+import pytest
+
+from blend_modules.study import main, read_csv, sweep_points
+
+# condition -> (blending settings, per seed: valid WER, test WER); frame accuracy = 1 - WER/200
+CONDITIONS = {
+    "teacher": ({}, {1: (30.0, 32.0), 2: (34.0, 36.0)}),
+    "cnn": ({"hard_weight": 1.0}, {1: (31.0, 30.0), 2: (33.0, 34.0)}),
+    "ensemble": ({}, {1: (29.0, 31.0), 2: (31.0, 33.0)}),
+    "blend_l0.5_k10_T1": (
+        {"hard_weight": 0.5, "top_k": 10, "temperature": 1.0},
+        {1: (28.0, 40.0), 2: (30.0, 42.0)},
+    ),
+    "blend_l0.25_k10_T1": (
+        {"hard_weight": 0.25, "top_k": 10, "temperature": 1.0},
+        {1: (35.0, 20.0)},
+    ),
+    "blend_l0.5_k3_T1": ({"hard_weight": 0.5, "top_k": 3, "temperature": 1.0}, {1: (36.0, 25.0)}),
+    "blend_l0.5_k10_T2": ({"hard_weight": 0.5, "top_k": 10, "temperature": 2.0}, {1: (37.0, 26.0)}),
+}
+
+
+@pytest.fixture
+def study(tmp_path):
+    for condition, (settings, seeds) in CONDITIONS.items():
+        for seed, (valid, test) in seeds.items():
+            folder = tmp_path / "study" / condition / str(seed)
+            folder.mkdir(parents=True)
+            history = [{"epoch": e, "valid": {"frame_acc": 0.5 + 0.1 * e}} for e in (1, 2, 3)]
+            summary = {
+                "model": condition,
+                "seed": seed,
+                "parameters": 1000,
+                "train_time_s": 10.0,
+                "valid_WER": valid,
+                "test_WER": test,
+                "valid_frame_acc": 1 - valid / 200,
+                "test_frame_acc": 1 - test / 200,
+                "history": history,
+                **settings,
+            }
+            (folder / "summary.json").write_text(json.dumps(summary))
+    return tmp_path
+
+
+def test_study_outputs(study):
+    written = main(study / "study", study / "out", num_labels=620)
+    rows = read_csv(study / "out" / "runs.csv")
+    assert len(rows) == sum(len(seeds) for _, seeds in CONDITIONS.values())
+    with open(study / "out" / "runs.csv", newline="") as csv_file:
+        header = next(csv.reader(csv_file))
+    assert header[:3] == ["condition", "seed", "hard_weight"] and "history" not in header
+    tables = (study / "out" / "tables.md").read_text()
+    # the best blend is chosen on valid WER (28/30), although its test WER is the worst
+    assert "Best blend on valid: **blend_l0.5_k10_T1**" in tables
+    assert "| teacher | 2 | 84.00 ± 1.41 |" in tables  # valid frame acc 0.85, 0.83, in %
+    # paired, seed by seed: blend − cnn test WER = 40 − 30, 42 − 34
+    assert (
+        "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 ± 1.41 | 1: +10.00, 2: +8.00 |" in tables
+    )
+    assert (
+        "| ensemble − teacher | valid WER | 2 | -2.00 ± 0.00 | 1: -1.00, 2: -3.00 |" not in tables
+    )
+    assert "| ensemble − teacher | valid WER | 2 | -2.00 ± 1.41 | 1: -1.00, 2: -3.00 |" in tables
+    for name in ("sweep_hard_weight", "sweep_top_k", "sweep_temperature", "learning_curves"):
+        assert open(written[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_points_hold_the_other_settings():
+    rows = [
+        {"condition": c, "seed": seed, **settings, "test_WER": test}
+        for c, (settings, seeds) in CONDITIONS.items()
+        for seed, (_, test) in seeds.items()
+    ]
+    points = sweep_points(rows, "hard_weight", {"top_k": 10, "temperature": 1.0}, "test_WER")
+    assert points == [(0.25, 20.0, 0.0), (0.5, 41.0, pytest.approx(1.41421356))]
+    assert [
+        p[0]
+        for p in sweep_points(rows, "top_k", {"hard_weight": 0.5, "temperature": 1.0}, "test_WER")
+    ] == [3, 10]
