@@ -29,6 +29,7 @@ CONFIG_COLUMNS = [
     "test_time_s",
     "best_epoch",
 ]
+TEACHER, CNN, ENSEMBLE = "blstm", "cnn", "ensemble"
 HEADLINE_METRICS = ["valid_frame_acc", "test_frame_acc", "valid_WER", "test_WER"]
 SWEEPS = {
     "hard_weight": "λ (hard-label weight)",
@@ -227,8 +228,9 @@ def best_condition(rows: Sequence[Mapping], conditions: Iterable[str]) -> str:
 
 def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[str, str]:
     """Write ``runs.csv``, ``tables.md`` and the plots of a study's runs into
-    ``output_folder``. Conditions are named ``teacher``, ``cnn``, ``ensemble`` and
-    ``blend_*`` (any settings); the best blend is chosen on valid (:func:`best_condition`), and
+    ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
+    ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
+    ``recipes/run_study.sh``); the best blend is chosen on valid (:func:`best_condition`), and
     the sweeps are drawn through it. Returns the written files by role."""
     output = Path(output_folder)
     output.mkdir(parents=True, exist_ok=True)
@@ -238,10 +240,10 @@ def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[
     blends = [condition for condition in grouped if condition.startswith("blend")]
     written = {"csv": str(output / "runs.csv"), "tables": str(output / "tables.md")}
     sections = ["## Every condition (mean ± sd over seeds)", spread_table(rows)]
-    pairs = [("cnn", "teacher"), ("ensemble", "teacher"), ("ensemble", "cnn")]
+    pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
     if blends:
         best = best_condition(rows, blends)
-        pairs = [(best, "cnn"), (best, "teacher"), (best, "ensemble"), *pairs]
+        pairs = [(best, CNN), (best, TEACHER), (best, ENSEMBLE), *pairs]
         settings = next(iter(grouped[best].values()))
         sections.insert(0, f"Best blend on valid: **{best}**.")
         for parameter in SWEEPS:
@@ -253,7 +255,7 @@ def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[
     sections.append(paired_differences(rows, pairs))
     (output / "tables.md").write_text("\n\n".join(sections) + "\n")
     curves = {}
-    for condition in ["teacher", "cnn", *([best] if blends else [])]:
+    for condition in [TEACHER, CNN, *([best] if blends else [])]:
         if condition in grouped:
             first_seed = min(grouped[condition])
             path = Path(study_folder) / condition / str(first_seed) / "summary.json"

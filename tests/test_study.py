@@ -10,7 +10,7 @@ from blend_modules.study import main, read_csv, sweep_points
 
 # condition -> (blending settings, per seed: valid WER, test WER); frame accuracy = 1 - WER/200
 CONDITIONS = {
-    "teacher": ({}, {1: (30.0, 32.0), 2: (34.0, 36.0)}),
+    "blstm": ({}, {1: (30.0, 32.0), 2: (34.0, 36.0)}),
     "cnn": ({"hard_weight": 1.0}, {1: (31.0, 30.0), 2: (33.0, 34.0)}),
     "ensemble": ({}, {1: (29.0, 31.0), 2: (31.0, 33.0)}),
     "blend_l0.5_k10_T1": (
@@ -59,15 +59,15 @@ def test_study_outputs(study):
     tables = (study / "out" / "tables.md").read_text()
     # the best blend is chosen on valid WER (28/30), although its test WER is the worst
     assert "Best blend on valid: **blend_l0.5_k10_T1**" in tables
-    assert "| teacher | 2 | 84.00 ± 1.41 |" in tables  # valid frame acc 0.85, 0.83, in %
+    assert "| blstm | 2 | 84.00 ± 1.41 |" in tables  # valid frame acc 0.85, 0.83, in %
     # paired, seed by seed: blend − cnn test WER = 40 − 30, 42 − 34
     assert (
         "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 ± 1.41 | 1: +10.00, 2: +8.00 |" in tables
     )
     assert (
-        "| ensemble − teacher | valid WER | 2 | -2.00 ± 0.00 | 1: -1.00, 2: -3.00 |" not in tables
+        "| ensemble − blstm | valid WER | 2 | -2.00 ± 0.00 | 1: -1.00, 2: -3.00 |" not in tables
     )
-    assert "| ensemble − teacher | valid WER | 2 | -2.00 ± 1.41 | 1: -1.00, 2: -3.00 |" in tables
+    assert "| ensemble − blstm | valid WER | 2 | -2.00 ± 1.41 | 1: -1.00, 2: -3.00 |" in tables
     for name in ("sweep_hard_weight", "sweep_top_k", "sweep_temperature", "learning_curves"):
         assert open(written[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The paper's study on a frame-target recipe (issue 13), resumable and sequential: a run whose
+# summary.json exists is skipped, a killed run resumes from its checkpoints when this command
+# is run again. Runs go to <recipe>/results/study/<condition>/<seed>/ (the recipe's prepared
+# data is shared with its demo), logs to results/study/logs/; the CSV, tables and plots to
+# docs/study/<corpus>/ (python -m blend_modules.study).
+#   bash recipes/run_study.sh RECIPE NUM_LABELS [--key=value ...]
+# e.g. bash recipes/run_study.sh recipes/SpeechOcean762/Blend 620
+# Stages so far: the headline (teacher, CNN, blended CNN at λ 0.5, k 10, T 1; SEEDS, each
+# student learning from the teacher of its own seed), then λ ∈ {0, 0.25, 0.75} at seed 1986.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+python=${PYTHON:-$repo/.venv/bin/python}
+seeds=${SEEDS:-"1986 1 2"}
+cd "$1"
+corpus=$(basename "$(dirname "$(pwd)")")
+num_labels=$2
+shift 2
+study=results/study
+mkdir -p "$study/logs"
+
+run() {  # run SCRIPT YAML CONDITION SEED [--key=value ...]
+    local script=$1 yaml=$2 condition=$3 seed=$4
+    shift 4
+    if [ -f "$study/$condition/$seed/summary.json" ]; then
+        echo "done     $condition seed $seed"
+        return
+    fi
+    echo "$(date +%T) running $condition seed $seed (log: $study/logs/$condition.$seed.log)"
+    $python "$script" "hparams/$yaml" --results_folder="$study" --prepared_folder=results/prepared \
+        --model_name="$condition" --seed="$seed" "$@" > "$study/logs/$condition.$seed.log" 2>&1
+}
+
+blend() {  # blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value ...]
+    local seed=$1 weight=$2 k=$3 temperature=$4
+    shift 4
+    run train_blend.py cnn_blend.yaml "blend_l${weight}_k${k}_T${temperature}" "$seed" \
+        --teacher_seed="$seed" --hard_weight="$weight" --top_k="$k" --temperature="$temperature" "$@"
+}
+
+for seed in $seeds; do
+    run train_teacher.py blstm.yaml blstm "$seed" "$@"
+    run train_blend.py cnn.yaml cnn "$seed" "$@"
+    blend "$seed" 0.5 10 1.0 "$@"
+done
+for weight in 0.0 0.25 0.75; do
+    blend 1986 "$weight" 10 1.0 "$@"
+done
+$python -m blend_modules.study "$study" "$repo/docs/study/$corpus" "$num_labels"
+echo "Study outputs in docs/study/$corpus/"
