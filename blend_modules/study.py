@@ -144,10 +144,13 @@ def sweep_points(
     rows: Sequence[Mapping], parameter: str, fixed: Mapping[str, float], metric: str
 ) -> List[Tuple[float, float, float]]:
     """(value of ``parameter``, mean, sd over seeds of ``metric`` in %) of the student runs
-    whose other blending settings are ``fixed``, sorted by the value."""
+    whose other blending settings are ``fixed``, sorted by the value; on the λ axis the
+    hard-label CNN is λ = 1 (its k and T do not matter)."""
     values = {}
     for row in rows:
-        if parameter in row and metric in row and all(row.get(k) == v for k, v in fixed.items()):
+        hard_labels_only = parameter == "hard_weight" and row.get("hard_weight") == 1.0
+        matches = hard_labels_only or all(row.get(k) == v for k, v in fixed.items())
+        if parameter in row and metric in row and matches:
             values.setdefault(row[parameter], []).append(percent(row, metric))
     return [(value, *mean_sd(points)) for value, points in sorted(values.items())]
 

@@ -64,9 +64,7 @@ def test_study_outputs(study):
     assert (
         "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 ± 1.41 | 1: +10.00, 2: +8.00 |" in tables
     )
-    assert (
-        "| ensemble − blstm | valid WER | 2 | -2.00 ± 0.00 | 1: -1.00, 2: -3.00 |" not in tables
-    )
+    assert "| ensemble − blstm | valid WER | 2 | -2.00 ± 0.00 | 1: -1.00, 2: -3.00 |" not in tables
     assert "| ensemble − blstm | valid WER | 2 | -2.00 ± 1.41 | 1: -1.00, 2: -3.00 |" in tables
     for name in ("sweep_hard_weight", "sweep_top_k", "sweep_temperature", "learning_curves"):
         assert open(written[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
@@ -79,7 +77,11 @@ def test_sweep_points_hold_the_other_settings():
         for seed, (_, test) in seeds.items()
     ]
     points = sweep_points(rows, "hard_weight", {"top_k": 10, "temperature": 1.0}, "test_WER")
-    assert points == [(0.25, 20.0, 0.0), (0.5, 41.0, pytest.approx(1.41421356))]
+    assert points == [  # λ = 1: the hard-label CNN
+        (0.25, 20.0, 0.0),
+        (0.5, 41.0, pytest.approx(2**0.5)),
+        (1.0, 32.0, pytest.approx(8**0.5)),
+    ]
     assert [
         p[0]
         for p in sweep_points(rows, "top_k", {"hard_weight": 0.5, "temperature": 1.0}, "test_WER")
