@@ -7,6 +7,7 @@ A study folder holds one run per ``<condition>/<seed>/summary.json`` (the condit
 ``temperature``), so a row is self-describing.
 
     python -m blend_modules.study STUDY_FOLDER OUTPUT_FOLDER [NUM_LABELS]
+    python -m blend_modules.study best STUDY_FOLDER   # λ k T of the best blend so far
 """
 
 import csv
@@ -269,5 +270,19 @@ def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[
     return written
 
 
+def best_settings(study_folder) -> Tuple[float, int, float]:
+    """(λ, k, T) of the best blend so far (:func:`best_condition`), for the runner's next
+    sweep."""
+    rows = collect(study_folder)
+    blends = [condition for condition in by_condition(rows) if condition.startswith("blend")]
+    if not blends:
+        raise ValueError(f"No blend_* run under {study_folder} yet.")
+    best = next(iter(by_condition(rows)[best_condition(rows, blends)].values()))
+    return best["hard_weight"], best["top_k"], best["temperature"]
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], *(int(n) for n in sys.argv[3:4]))
+    if sys.argv[1] == "best":  # python -m blend_modules.study best STUDY_FOLDER
+        print(*best_settings(sys.argv[2]))
+    else:
+        main(sys.argv[1], sys.argv[2], *(int(n) for n in sys.argv[3:4]))

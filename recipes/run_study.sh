@@ -7,7 +7,9 @@
 #   bash recipes/run_study.sh RECIPE NUM_LABELS [--key=value ...]
 # e.g. bash recipes/run_study.sh recipes/SpeechOcean762/Blend 620
 # Stages so far: the headline (teacher, CNN, blended CNN at λ 0.5, k 10, T 1; SEEDS, each
-# student learning from the teacher of its own seed), then λ ∈ {0, 0.25, 0.75} at seed 1986.
+# student learning from the teacher of its own seed), then at seed 1986: λ ∈ {0, 0.25, 0.75},
+# k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best λ, T ∈ {2, 4} at the best λ and k
+# (best: on valid, python -m blend_modules.study best).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
@@ -45,6 +47,18 @@ for seed in $seeds; do
 done
 for weight in 0.0 0.25 0.75; do
     blend 1986 "$weight" 10 1.0 "$@"
+done
+# k, log-spaced from 1 to every label, at the best λ; one store of the teacher's top
+# NUM_LABELS serves them all (the full distribution included)
+read -r weight _ _ < <($python -m blend_modules.study best "$study")
+ks=$(printf '%s\n' 1 3 $(( (num_labels + 99) / 100 )) 30 100 "$num_labels" | awk -v n="$num_labels" '$1 <= n' | sort -nu)
+for k in $ks; do
+    blend 1986 "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
+done
+# T at the best λ and k
+read -r weight k _ < <($python -m blend_modules.study best "$study")
+for temperature in 2.0 4.0; do
+    blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
 done
 $python -m blend_modules.study "$study" "$repo/docs/study/$corpus" "$num_labels"
 echo "Study outputs in docs/study/$corpus/"

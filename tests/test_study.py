@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from blend_modules.study import main, read_csv, sweep_points
+from blend_modules.study import best_settings, main, read_csv, sweep_points
 
 # condition -> (blending settings, per seed: valid WER, test WER); frame accuracy = 1 - WER/200
 CONDITIONS = {
@@ -86,3 +86,7 @@ def test_sweep_points_hold_the_other_settings():
         p[0]
         for p in sweep_points(rows, "top_k", {"hard_weight": 0.5, "temperature": 1.0}, "test_WER")
     ] == [3, 10]
+
+
+def test_best_settings_for_the_next_sweep(study):
+    assert best_settings(study / "study") == (0.5, 10, 1.0)  # best valid WER, worst test WER
