@@ -32,7 +32,7 @@ import re
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -251,7 +251,7 @@ def label_inventory(training: Iterable[Iterable[State]], senones_kept: int) -> L
         for state in states:
             state = State(*state)
             frames[state.senone] += state.frames
-            ci_state[state.senone] = ci_state_name(state)
+            ci_state[state.senone] = ci_state_name(state.phone, state.position)
     kept = sorted(senone for senone, _ in frames.most_common(senones_kept))
     backed_off = {name: [] for name in CI_STATES}
     for senone in sorted(set(ci_state) - set(kept)):
@@ -264,15 +264,35 @@ def label_inventory(training: Iterable[Iterable[State]], senones_kept: int) -> L
     return inventory
 
 
-def ci_state_name(state: State) -> str:
+def ci_state_name(phone: str, position: int) -> str:
     """``PHONE_position`` of a state; ``ValueError`` for a phone outside the CMU set."""
-    name = f"{state.phone}_{state.position}"
+    name = f"{phone}_{position}"
     if name not in CI_STATES:
         raise ValueError(
-            f"State of phone {state.phone!r}, position {state.position}: not one "
-            "of the CMU phones' 3 states."
+            f"State of phone {phone!r}, position {position}: not one of the CMU phones' 3 states."
         )
     return name
+
+
+class SenoneLabels:
+    """The model label of an aligner senone in a phone's state: the senone's own label if the
+    inventory kept it, else its context-independent state's.
+
+    Arguments
+    ---------
+    labels : sequence
+        (name, senone ids) per label id: :func:`label_inventory`'s entries or
+        :func:`read_labels` of ``labels.txt``.
+    """
+
+    def __init__(self, labels: Sequence[Tuple[str, Sequence[int]]]):
+        self.of_senone = {s: label for label, (_, senones) in enumerate(labels) for s in senones}
+        self.of_name = {name: label for label, (name, _) in enumerate(labels)}
+        self.count = len(labels)
+
+    def __call__(self, senone: int, phone: str, position: int) -> int:
+        label = self.of_senone.get(senone)
+        return self.of_name[ci_state_name(phone, position)] if label is None else label
 
 
 def write_frame_targets(
@@ -292,18 +312,14 @@ def write_frame_targets(
         for split, entries in aligned.items()
     }
     inventory = label_inventory(states_of["train"].values(), senones_kept)
-    label_of_name = {entry["name"]: label for label, entry in enumerate(inventory)}
-    label_of_senone = {s: label for label, entry in enumerate(inventory) for s in entry["senones"]}
+    label_of = SenoneLabels([(entry["name"], entry["senones"]) for entry in inventory])
     stats = {"labels": len(inventory), "senones_kept": senones_kept, "splits": {}}
     for split, utterances in states_of.items():
         alignments, label_frames, silence = {}, Counter(), 0
         for utt_id, states in utterances.items():
             labels = []
-            for state in states:  # its own senone's label, else its CI state's
-                label = label_of_senone.get(state.senone)
-                if label is None:
-                    label = label_of_name[ci_state_name(state)]
-                labels += [label] * state.frames
+            for state in states:
+                labels += [label_of(state.senone, state.phone, state.position)] * state.frames
                 silence += state.frames * (state.phone == SILENCE_PHONE)
             alignments[utt_id] = np.array(labels, dtype=np.int64)
             label_frames.update(labels)

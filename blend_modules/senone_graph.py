@@ -31,28 +31,19 @@ import kaldifst
 from blend_modules.alignments import read_alignments
 from blend_modules.graphs import Pronunciation, lexicon_graph, self_loop_probabilities
 from blend_modules.ngram import write_bigram_arpa
-from blend_modules.senone_alignment import CMU_PHONES, SILENCE_PHONE, read_labels, read_lexicon
+from blend_modules.senone_alignment import (
+    CMU_PHONES,
+    SILENCE_PHONE,
+    SenoneLabels,
+    read_labels,
+    read_lexicon,
+)
 from blend_modules.triphones import Triphones
 
 logger = logging.getLogger(__name__)
 
 CONTEXTS = [SILENCE_PHONE, *CMU_PHONES]  # what may precede or follow a word
 VOCABULARIES = ("lexicon", "train")
-
-
-class SenoneLabels:
-    """The model label of an aligner senone in a phone's state: the senone's own label if the
-    inventory (``labels.txt``) kept it, else its context-independent state's."""
-
-    def __init__(self, labels_file):
-        labels = read_labels(labels_file)
-        self.of_senone = {s: label for label, (_, senones) in enumerate(labels) for s in senones}
-        self.of_name = {name: label for label, (name, _) in enumerate(labels)}
-        self.count = len(labels)
-
-    def __call__(self, senone: int, phone: str, position: int) -> int:
-        label = self.of_senone.get(senone)
-        return self.of_name[f"{phone}_{position}"] if label is None else label
 
 
 def phone_states(
@@ -143,7 +134,7 @@ def senone_graph(
             f"aligner's dictionary): {missing[:10]}"
         )
     words = sorted(training_words | set(corpus_lexicon if vocabulary == "lexicon" else []))
-    senone_labels, triphones = SenoneLabels(labels), Triphones(mdef)
+    senone_labels, triphones = SenoneLabels(read_labels(labels)), Triphones(mdef)
     pronunciations = [
         Pronunciation(word, phone_states(phones.split(), triphones, senone_labels))
         for word in words
