@@ -10,7 +10,7 @@ import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Sequence, Tuple
 
 
 def metric_columns(summary: Dict) -> List[str]:
@@ -77,12 +77,15 @@ def results_table(results_folder: str) -> str:
     return "\n".join(lines)
 
 
+def mean_and_sd(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def mean_sd(values: List[float]) -> str:
     """``mean ± sd`` (sd only with two or more values)."""
-    mean = statistics.mean(values)
-    if len(values) < 2:
-        return f"{mean:.2f}"
-    return f"{mean:.2f} ± {statistics.stdev(values):.2f}"
+    mean, sd = mean_and_sd(values)
+    return f"{mean:.2f} ± {sd:.2f}" if len(values) > 1 else f"{mean:.2f}"
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ import json
 import statistics
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from blend_modules.report import percent
+from blend_modules.report import mean_and_sd, percent
 
 CONFIG_COLUMNS = [
     "condition",
@@ -88,11 +88,6 @@ def by_condition(rows: Iterable[Mapping]) -> Dict[str, Dict[int, Mapping]]:
     return grouped
 
 
-def mean_sd(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def spread_table(rows: Sequence[Mapping], metrics: Sequence[str] = HEADLINE_METRICS) -> str:
     """Markdown: per condition, its seeds and each metric (in %) as mean ± sd."""
     metrics = [m for m in metrics if any(m in row for row in rows)]
@@ -104,7 +99,7 @@ def spread_table(rows: Sequence[Mapping], metrics: Sequence[str] = HEADLINE_METR
         cells = []
         for metric in metrics:
             values = [percent(run, metric) for run in runs.values() if metric in run]
-            cells.append("{:.2f} ± {:.2f}".format(*mean_sd(values)) if values else "")
+            cells.append("{:.2f} ± {:.2f}".format(*mean_and_sd(values)) if values else "")
         lines.append(f"| {condition} | {len(runs)} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -133,7 +128,7 @@ def paired_differences(
                 for s in seeds
             ]
             per_seed = ", ".join(f"{seed}: {gain:+.2f}" for seed, gain in zip(seeds, gains))
-            mean, sd = mean_sd(gains)
+            mean, sd = mean_and_sd(gains)
             lines.append(
                 f"| {condition} − {baseline} | {metric.replace('_', ' ')} | {len(seeds)} | "
                 f"{mean:+.2f} ± {sd:.2f} | {per_seed} |"
@@ -153,7 +148,7 @@ def sweep_points(
         matches = hard_labels_only or all(row.get(k) == v for k, v in fixed.items())
         if parameter in row and metric in row and matches:
             values.setdefault(row[parameter], []).append(percent(row, metric))
-    return [(value, *mean_sd(points)) for value, points in sorted(values.items())]
+    return [(value, *mean_and_sd(points)) for value, points in sorted(values.items())]
 
 
 def plot_sweep(
@@ -216,10 +211,14 @@ def plot_learning_curves(summaries: Mapping[str, Mapping], metric: str, path) ->
     plt.close(figure)
 
 
-def best_condition(rows: Sequence[Mapping], conditions: Iterable[str]) -> str:
-    """The condition with the lowest mean valid WER (highest valid frame accuracy for runs
-    without WER): chosen on valid, never on test."""
+def best_blend(rows: Sequence[Mapping]) -> Optional[Tuple[str, Mapping]]:
+    """The ``blend_*`` condition with the lowest mean valid WER (highest valid frame accuracy
+    for runs without WER): chosen on valid, never on test; with one of its runs (its blending
+    settings). None if there is no blend yet."""
     grouped = by_condition(rows)
+    blends = [condition for condition in grouped if condition.startswith("blend")]
+    if not blends:
+        return None
 
     def score(condition: str) -> float:
         runs = list(grouped[condition].values())
@@ -227,28 +226,28 @@ def best_condition(rows: Sequence[Mapping], conditions: Iterable[str]) -> str:
             return statistics.mean(run["valid_WER"] for run in runs)
         return -statistics.mean(run["valid_frame_acc"] for run in runs)
 
-    return min(conditions, key=score)
+    best = min(blends, key=score)
+    return best, next(iter(grouped[best].values()))
 
 
 def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[str, str]:
     """Write ``runs.csv``, ``tables.md`` and the plots of a study's runs into
     ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
     ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
-    ``recipes/run_study.sh``); the best blend is chosen on valid (:func:`best_condition`), and
+    ``recipes/run_study.sh``); the best blend is chosen on valid (:func:`best_blend`), and
     the sweeps are drawn through it. Returns the written files by role."""
     output = Path(output_folder)
     output.mkdir(parents=True, exist_ok=True)
     write_csv(collect(study_folder), output / "runs.csv")
     rows = read_csv(output / "runs.csv")  # what a reader of the CSV sees, numbers parsed
     grouped = by_condition(rows)
-    blends = [condition for condition in grouped if condition.startswith("blend")]
+    blend = best_blend(rows)
     written = {"csv": str(output / "runs.csv"), "tables": str(output / "tables.md")}
     sections = ["## Every condition (mean ± sd over seeds)", spread_table(rows)]
     pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
-    if blends:
-        best = best_condition(rows, blends)
+    if blend is not None:
+        best, settings = blend
         pairs = [(best, CNN), (best, TEACHER), (best, ENSEMBLE), *pairs]
-        settings = next(iter(grouped[best].values()))
         sections.insert(0, f"Best blend on valid: **{best}**.")
         for parameter in SWEEPS:
             fixed = {k: settings[k] for k in SWEEPS if k != parameter and k in settings}
@@ -259,7 +258,7 @@ def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[
     sections.append(paired_differences(rows, pairs))
     (output / "tables.md").write_text("\n\n".join(sections) + "\n")
     curves = {}
-    for condition in [TEACHER, CNN, *([best] if blends else [])]:
+    for condition in [TEACHER, CNN, *([blend[0]] if blend else [])]:
         if condition in grouped:
             first_seed = min(grouped[condition])
             path = Path(study_folder) / condition / str(first_seed) / "summary.json"
@@ -271,14 +270,12 @@ def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[
 
 
 def best_settings(study_folder) -> Tuple[float, int, float]:
-    """(λ, k, T) of the best blend so far (:func:`best_condition`), for the runner's next
-    sweep."""
-    rows = collect(study_folder)
-    blends = [condition for condition in by_condition(rows) if condition.startswith("blend")]
-    if not blends:
+    """(λ, k, T) of the best blend so far (:func:`best_blend`), for the runner's next sweep."""
+    blend = best_blend(collect(study_folder))
+    if blend is None:
         raise ValueError(f"No blend_* run under {study_folder} yet.")
-    best = next(iter(by_condition(rows)[best_condition(rows, blends)].values()))
-    return best["hard_weight"], best["top_k"], best["temperature"]
+    _, settings = blend
+    return settings["hard_weight"], settings["top_k"], settings["temperature"]
 
 
 if __name__ == "__main__":
