@@ -263,8 +263,8 @@ class HybridWordErrors:
     yet (``summarize`` then reports the best as ``acoustic_scale``). With ``group_by`` also the
     WER per value of that batch item, as ``WER_<value>``; with ``scoring_filter`` (e.g. a GLM)
     hypotheses and references are both mapped before scoring. Also reported: ``OOV_rate``
-    (reference words the decoder's vocabulary lacks: each is an error) and the time spent
-    decoding. The reported scale's best paths stay in ``hypotheses`` (utterance ID -> the
+    (scored reference words the decoder's vocabulary lacks: each is an error) and the time
+    spent decoding. The reported scale's best paths stay in ``hypotheses`` (utterance ID -> the
     :meth:`WordDecoder.best_path` result)."""
 
     def __init__(
@@ -284,7 +284,10 @@ class HybridWordErrors:
             self.add(utt_id, log_posteriors[row, : lengths[row]], words.split(), group)
 
     def add(self, utt_id: str, scores: np.ndarray, reference: List[str], group=None) -> None:
-        """One utterance's ``[frames × labels]`` scores and reference words."""
+        """One utterance's ``[frames × labels]`` scores and reference words (kept as scored:
+        through the scoring filter, once for every scale)."""
+        if self.scoring_filter is not None:
+            reference = self.scoring_filter(reference)
         self.utterances.append((utt_id, scores, reference, group))
 
     def summarize(self) -> Dict[str, float]:
@@ -321,7 +324,7 @@ class HybridWordErrors:
             del best["labels"]  # kept for every utterance and scale: the alignment is not needed
             best_paths[utt_id], words = best, best["words"]
             if self.scoring_filter is not None:
-                words, reference = self.scoring_filter(words), self.scoring_filter(reference)
+                words = self.scoring_filter(words)
             for key in {None, group}:
                 by_group[key].append([utt_id], [words], [reference])
         return by_group, best_paths

@@ -154,6 +154,7 @@ def decode_exported(argv: List[str]) -> Dict:
     exports = dict(hparams["export_csv"])
     valid_name = hparams["decode_valid"]
     summary = {"graph": str(hparams["kaldi_graph_folder"]), "model": str(hparams["kaldi_model"])}
+    frame_shift_s = hparams["features"]["hop_length"] / 1000
     for name in [valid_name] + [name for name in exports if name != valid_name]:
         errors = HybridWordErrors(decoder, scoring_filter=hparams.get("scoring_filter"))
         segments = read_exported(kaldi_folder / name / "loglikes.scp", exports[name], num_pdfs)
@@ -167,7 +168,6 @@ def decode_exported(argv: List[str]) -> Dict:
             stats = errors.summarize()
             errors.write(kaldi_folder, name)
             write_text(kaldi_folder / name / "text", errors.hypotheses)
-            frame_shift_s = hparams["features"]["hop_length"] / 1000
             sides = {utt_id: side for utt_id, (_, _, side) in segments.items()}
             write_ctm(kaldi_folder / name / "ctm", errors.hypotheses, sides, frame_shift_s)
         summary.update({f"{name}_{key}": value for key, value in stats.items()})
