@@ -227,8 +227,8 @@ def test_bad_corpus_is_refused(tmp_path, damage, message):
 def test_eval2000_segments_as_kaldi_writes_them():
     """IDs by eval2000_data_prep.sh's awk rule (truncated: 1.15 s -> 000114), then times widened
     as local/extend_segments.pl 0.1 does; its own documented examples (at 1.0 s) included."""
-    assert kaldi_eval2000_id("sw_4390", "A", "0.29", "1.15") == "sw_4390-A_000028-000114"
-    assert kaldi_eval2000_id("en_4156", "B", "301.85", "302.48") == "en_4156-B_030185-030248"
+    assert kaldi_eval2000_id("sw_4390", "A", 0.29, 1.15) == "sw_4390-A_000028-000114"
+    assert kaldi_eval2000_id("en_4156", "B", 301.85, 302.48) == "en_4156-B_030185-030248"
     segments = {
         "a1": ("r", "A", 0.0, 1.0),
         "a2": ("r", "A", 3.0, 4.0),

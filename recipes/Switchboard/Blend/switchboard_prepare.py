@@ -344,11 +344,12 @@ def eval2000_rows(
     return subsets
 
 
-def kaldi_eval2000_id(recording: str, side: str, start: str, stop: str) -> str:
+def kaldi_eval2000_id(recording: str, side: str, start: float, stop: float) -> str:
     """The segment ID Kaldi's ``eval2000_data_prep.sh`` writes with awk
-    ``sprintf("%s_%06d-%06d", $1"-"$2, $4*100, $5*100)``: the times in centiseconds
-    *truncated* as awk's ``%d`` truncates the double product (``1.15`` -> ``000114``)."""
-    return f"{recording}-{side}_{int(float(start) * 100):06d}-{int(float(stop) * 100):06d}"
+    ``sprintf("%s_%06d-%06d", $1"-"$2, $4*100, $5*100)``: the times (parsed as awk parses them,
+    to doubles) in centiseconds *truncated* as awk's ``%d`` truncates the double product
+    (``1.15`` -> ``000114``)."""
+    return f"{recording}-{side}_{int(start * 100):06d}-{int(stop * 100):06d}"
 
 
 def read_segment_lines(path: Path) -> Dict[str, Tuple[str, str, float, float, List[str]]]:
@@ -359,15 +360,8 @@ def read_segment_lines(path: Path) -> Dict[str, Tuple[str, str, float, float, Li
         for number, line in enumerate(lines, start=1):
             if not line.strip() or line.startswith(";;"):
                 continue
-            recording, side, start, stop, rest = segment_fields(line, path, number)
-            start_text, stop_text = line.split()[3:5]
-            segments[kaldi_eval2000_id(recording, side, start_text, stop_text)] = (
-                recording,
-                side,
-                start,
-                stop,
-                rest,
-            )
+            fields = segment_fields(line, path, number)
+            segments[kaldi_eval2000_id(*fields[:4])] = fields
     return segments
 
 
