@@ -296,3 +296,13 @@ class StudentBrain(TeacherBrain):
             stats["teacher_top1"] = self.teacher_stats["top1"] / self.teacher_stats["frames"]
             stats["teacher_entropy"] = self.teacher_stats["entropy"] / self.teacher_stats["frames"]
         return stats
+
+
+class EnsembleBrain(TeacherBrain):
+    """Evaluates (never trains) ``modules.model``, a :class:`blend_modules.models.PosteriorAverage`
+    of trained models, each with its own input normalisation, on the batch's features."""
+
+    def compute_forward(self, batch, stage):
+        """Per-frame log-probabilities of the ensemble ``[batch, frames, labels]``."""
+        features, _, lengths = self.compute_features(batch)
+        return self.modules.model(features, lengths)

@@ -233,3 +233,22 @@ class FeatureEncoder(nn.Module):
         num_samples = torch.round(wav_lens * wavs.shape[1]).long()
         lengths = relative_lengths(num_frames(num_samples, self.hop_samples), features.shape[1])
         return torch.log_softmax(self.model(features, lengths), dim=-1)
+
+
+class PosteriorAverage(nn.Module):
+    """A simple ensemble: the average of its members' per-frame posteriors, as log-probabilities
+    (what the paper compares blending with). Members take unnormalised features and each
+    utterance's number of frames, as :class:`blend_modules.teacher.Teacher` does."""
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``[batch, frames, labels]`` log of the mean of the members' posteriors."""
+        log_posteriors = torch.stack(
+            [torch.log_softmax(member(features, lengths), dim=-1) for member in self.members]
+        )
+        return torch.logsumexp(log_posteriors, dim=0) - torch.log(
+            torch.tensor(float(len(self.members)))
+        )

@@ -93,15 +93,10 @@ def count_parameters(module) -> int:
 def fit_and_test(
     brain: sb.Brain, datasets: Dict, hparams: Dict, extra_summary: Dict = None
 ) -> Dict:
-    """Train with validation, test the best checkpoint (lowest valid error of the targets:
-    frame error or WER) on each test set, and write ``summary.json`` in the output folder:
-    valid and test metrics, parameter count, training time (all epochs, also those of an
-    interrupted earlier run) and per-epoch history.
-
-    Frame targets with a decoder are also scored in words: the best checkpoint decodes valid
-    at every acoustic scale of the decoder's grid, the best scale on valid is kept
-    (``valid_acoustic_scale``) and the test sets are decoded at it, unchanged.
-    """
+    """Train with validation, then test the best checkpoint (lowest valid error of the targets:
+    frame error or WER) with :func:`test_and_summarize`; the summary also has the training
+    time (all epochs, also those of an interrupted earlier run), the best epoch and the
+    per-epoch history."""
     error_key = hparams["targets"].error_key
     brain.fit(
         brain.hparams.epoch_counter,
@@ -111,58 +106,94 @@ def fit_and_test(
         valid_loader_kwargs=hparams["eval_dataloader_opts"],
     )
     history = list(brain.history.epochs)  # evaluate() reloads the best epoch's checkpoint
-    train_seconds = brain.history.train_seconds
-    evaluate_options = {"min_key": error_key, "test_loader_kwargs": hparams["eval_dataloader_opts"]}
+    best = brain.checkpointer.find_checkpoint(min_key=error_key)
+    training = {
+        "train_time_s": round(brain.history.train_seconds, 1),
+        "best_epoch": best.meta["epoch"],
+    }
+    best_valid = next(epoch["valid"] for epoch in history if epoch["epoch"] == best.meta["epoch"])
+    summary = test_and_summarize(
+        brain,
+        datasets,
+        hparams,
+        best_valid,
+        training,
+        {"history": history, **(extra_summary or {})},
+    )
+    if sb.utils.distributed.if_main_process():
+        if "inference_folder" in hparams:
+            inference_folder = write_inference_folder(hparams, best, hparams["inference_folder"])
+            if inference_folder is not None:
+                summary["inference_folder"] = str(inference_folder)
+        write_summary(hparams, summary)
+    end_distributed()
+    return summary
+
+
+def test_and_summarize(
+    brain: sb.Brain,
+    datasets: Dict,
+    hparams: Dict,
+    valid_stats: Dict = None,
+    training: Dict = None,
+    extra: Dict = None,
+) -> Dict:
+    """Test ``brain``'s model (its best checkpoint, if it has a checkpointer) on each test set;
+    returns the run's summary: valid and test metrics, parameter count and test time, with
+    ``training`` facts after the parameter count and ``extra`` last.
+    ``valid_stats`` are those of training's validation; without them valid is evaluated here.
+
+    Frame targets with a decoder are also scored in words: valid is decoded at every acoustic
+    scale of the decoder's grid (its WER keys join ``valid_stats``), the best scale on valid is
+    kept (``valid_acoustic_scale``) and the test sets are decoded at it, unchanged.
+    """
+    evaluate_options = {"test_loader_kwargs": hparams["eval_dataloader_opts"]}
+    if brain.checkpointer is not None:
+        evaluate_options["min_key"] = hparams["targets"].error_key
     decoder = getattr(hparams["targets"], "decoder", None)
-    decoding = {}  # hybrid WER: the acoustic scale is chosen on valid, then fixed for test
-    if decoder is not None:
-        decoding = choose_acoustic_scale(brain, datasets["valid"], decoder, evaluate_options)
+    if decoder is not None or valid_stats is None:
+        if decoder is not None:
+            decoder.acoustic_scale = None  # valid is decoded at every scale of the grid
+        evaluated = brain.evaluate_test_sets({"valid": datasets["valid"]}, **evaluate_options)
+        if valid_stats is None:
+            valid_stats = evaluated["valid"]
+        else:  # WER, its groups and grid, the scale
+            valid_stats = {
+                **valid_stats,
+                **{
+                    k: v
+                    for k, v in evaluated["valid"].items()
+                    if "WER" in k or k == "acoustic_scale"
+                },
+            }
+        if decoder is not None:
+            fix_acoustic_scale(decoder, valid_stats)
     start = time.perf_counter()
     test_stats = brain.evaluate_test_sets(datasets["test"], **evaluate_options)
     test_seconds = time.perf_counter() - start  # network, data and (hybrid) decoding
-    best = brain.checkpointer.find_checkpoint(min_key=error_key)
-    best_valid = dict(
-        next(epoch["valid"] for epoch in history if epoch["epoch"] == best.meta["epoch"])
-    )
-    for key, value in decoding.items():  # WER, its groups and grid, the scale
-        if "WER" in key or key == "acoustic_scale":
-            best_valid[key] = value
     summary = {
         "model": hparams["model_name"],
         "seed": hparams["seed"],
         "parameters": count_parameters(brain.modules.model),
-        "train_time_s": round(train_seconds, 1),
+        **(training or {}),
         "test_time_s": round(test_seconds, 1),
-        "best_epoch": best.meta["epoch"],
-        **{f"valid_{key}": value for key, value in best_valid.items()},
+        **{f"valid_{key}": value for key, value in valid_stats.items()},
         **{
             # one test set keeps plain test_<metric> keys; several are told apart by name
             f"test_{key}" if name == "test" else f"test_{name}_{key}": value
             for name, stats in test_stats.items()
             for key, value in stats.items()
         },
-        "history": history,
-        **(extra_summary or {}),
+        **(extra or {}),
     }
-    if sb.utils.distributed.if_main_process():
-        if "inference_folder" in hparams:
-            inference_folder = write_inference_folder(hparams, best, hparams["inference_folder"])
-            if inference_folder is not None:
-                summary["inference_folder"] = str(inference_folder)
-        path = Path(hparams["output_folder"]) / SUMMARY_FILE
-        path.write_text(json.dumps(summary, indent=2))
-        logger.info("Wrote %s", path)
-    end_distributed()
     return summary
 
 
-def choose_acoustic_scale(brain: sb.Brain, valid, decoder, evaluate_options: Dict) -> Dict:
-    """Decode ``valid`` with the best checkpoint at every acoustic scale of the decoder's grid
-    and fix the decoder's scale to the best; returns valid's decoding stats."""
-    decoder.acoustic_scale = None
-    stats = brain.evaluate_test_sets({"valid": valid}, **evaluate_options)["valid"]
-    fix_acoustic_scale(decoder, stats)
-    return stats
+def write_summary(hparams: Dict, summary: Dict) -> None:
+    """``summary.json`` in the run's output folder (written last: a run with one is done)."""
+    path = Path(hparams["output_folder"]) / SUMMARY_FILE
+    path.write_text(json.dumps(summary, indent=2))
+    logger.info("Wrote %s", path)
 
 
 def end_distributed() -> None:

@@ -11,18 +11,22 @@ from typing import Dict, List
 import kaldiio
 
 from blend_modules.alignments import read_alignments
-from blend_modules.brains import StudentBrain, TeacherBrain
+from blend_modules.brains import EnsembleBrain, StudentBrain, TeacherBrain
 from blend_modules.data import check_manifest, dataio_prepare
 from blend_modules.decoding import HybridWordErrors, WordDecoder, fix_acoustic_scale
 from blend_modules.kaldi_export import export_loglikes, write_counts
 from blend_modules.kaldi_graph import write_ctm, write_text
 from blend_modules.losses import check_blend_options
+from blend_modules.models import PosteriorAverage
 from blend_modules.priors import label_counts, log_priors
 from blend_modules.recipe import (
+    SUMMARY_FILE,
     fit_and_test,
     load_hparams,
     prepare_experiment,
     start_output_folder,
+    test_and_summarize,
+    write_summary,
 )
 from blend_modules.teacher import attach_teacher_store, load_teacher
 
@@ -88,6 +92,35 @@ def train_blend(argv: List[str]) -> dict:
         teacher=teacher,
     )
     return fit_and_test(student_brain, datasets, hparams, teacher_summary)
+
+
+def evaluate_ensemble(argv: List[str]) -> dict:
+    """Evaluate the simple ensemble the paper compares blending with: the average of trained
+    models' posteriors (``ensemble_members``: their output folders, e.g. the teacher and the
+    hard-label CNN of one seed), scored and decoded as each of them is (the acoustic scale
+    chosen on valid). ``hparams.yaml [--key=value ...]`` as for training a student; writes
+    ``summary.json`` and the test files to ``output_folder``, trains nothing. Its
+    ``train_time_s`` is the members' together."""
+    experiment = prepare_experiment(argv)
+    hparams, run_opts = experiment.hparams, experiment.run_opts
+    datasets = dataio_prepare(hparams)
+    folders = [Path(folder) for folder in hparams["ensemble_members"]]
+    members = [load_teacher(folder, hparams["features"], hparams["targets"]) for folder in folders]
+    start_output_folder(experiment)
+    brain = EnsembleBrain(
+        modules={"model": PosteriorAverage(members)}, hparams=hparams, run_opts=run_opts
+    )
+    training = {}
+    summaries = [folder / SUMMARY_FILE for folder in folders]
+    if all(path.is_file() for path in summaries):
+        seconds = sum(json.loads(path.read_text())["train_time_s"] for path in summaries)
+        training["train_time_s"] = round(seconds, 1)
+    members_summary = {
+        "members": [f"{folder}: {member.checkpoint}" for folder, member in zip(folders, members)]
+    }
+    summary = test_and_summarize(brain, datasets, hparams, None, training, members_summary)
+    write_summary(hparams, summary)
+    return summary
 
 
 def export_for_kaldi(argv: List[str]) -> Path:

@@ -4,18 +4,24 @@
 
 A study folder holds one run per ``<condition>/<seed>/summary.json`` (the condition is the run's
 ``model_name``). Students' summaries carry their blending settings (``hard_weight``, ``top_k``,
-``temperature``), so a row is self-describing.
+``temperature``), so a row is self-describing. Each run's ``utterances_test.csv`` (per test
+utterance: frames, correct frames, word errors, reference words) and the test manifest's
+``spk_id`` give a bootstrap over test speakers of each paired difference.
 
-    python -m blend_modules.study STUDY_FOLDER OUTPUT_FOLDER [NUM_LABELS]
+    python -m blend_modules.study STUDY_FOLDER OUTPUT_FOLDER [--num_labels N] [--test_manifest CSV]
     python -m blend_modules.study best STUDY_FOLDER   # λ k T of the best blend so far
 """
 
+import argparse
 import csv
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
 
 from blend_modules.report import mean_and_sd, percent
 
@@ -32,6 +38,16 @@ CONFIG_COLUMNS = [
 ]
 TEACHER, CNN, ENSEMBLE = "blstm", "cnn", "ensemble"
 HEADLINE_METRICS = ["valid_frame_acc", "test_frame_acc", "valid_WER", "test_WER"]
+COST_METRICS = ["parameters", "train_time_s", "test_time_s"]
+# test metrics per value of the recipe's test_breakdown column, e.g. test_WER_child
+GROUP_METRIC = re.compile(r"test_(frame_acc|WER)_(?!at_scale)[A-Za-z]\w*$")
+UTTERANCE_SCORES = "utterances_test.csv"
+# a metric from summed per-utterance counts: (numerator, denominator) columns
+COUNTED_METRICS = {
+    "test_WER": ("word_errors", "reference_words"),
+    "test_frame_acc": ("correct_frames", "frames"),
+}
+REFERENCE_STYLES = [("--", "tab:red"), (":", "tab:green"), ("-.", "tab:purple"), ("--", "tab:gray")]
 SWEEPS = {
     "hard_weight": "λ (hard-label weight)",
     "top_k": "k (teacher labels kept)",
@@ -88,8 +104,18 @@ def by_condition(rows: Iterable[Mapping]) -> Dict[str, Dict[int, Mapping]]:
     return grouped
 
 
+def value(row: Mapping, metric: str) -> float:
+    """A metric of a row: rates in %, costs (parameters, seconds) as they are."""
+    return row[metric] if metric in COST_METRICS else percent(row, metric)
+
+
+def group_metrics(rows: Sequence[Mapping]) -> List[str]:
+    """The test metrics per group (e.g. ``test_WER_child``) that the rows have, sorted."""
+    return sorted({key for row in rows for key in row if GROUP_METRIC.match(key)})
+
+
 def spread_table(rows: Sequence[Mapping], metrics: Sequence[str] = HEADLINE_METRICS) -> str:
-    """Markdown: per condition, its seeds and each metric (in %) as mean ± sd."""
+    """Markdown: per condition, its seeds and each metric (rates in %) as mean ± sd."""
     metrics = [m for m in metrics if any(m in row for row in rows)]
     lines = [
         f"| condition | seeds | {' | '.join(m.replace('_', ' ') for m in metrics)} |",
@@ -98,8 +124,9 @@ def spread_table(rows: Sequence[Mapping], metrics: Sequence[str] = HEADLINE_METR
     for condition, runs in by_condition(rows).items():
         cells = []
         for metric in metrics:
-            values = [percent(run, metric) for run in runs.values() if metric in run]
-            cells.append("{:.2f} ± {:.2f}".format(*mean_and_sd(values)) if values else "")
+            values = [value(run, metric) for run in runs.values() if metric in run]
+            style = "{:,.0f} ± {:,.0f}" if metric in COST_METRICS else "{:.2f} ± {:.2f}"
+            cells.append(style.format(*mean_and_sd(values)) if values else "")
         lines.append(f"| {condition} | {len(runs)} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -136,6 +163,111 @@ def paired_differences(
     return "\n".join(lines)
 
 
+def read_speakers(manifest) -> Dict[str, str]:
+    """Utterance ID -> speaker (the manifest's ``spk_id``); ``ValueError`` naming the file if
+    it has no such column."""
+    with open(manifest, newline="") as csv_file:
+        reader = csv.DictReader(csv_file)
+        if "spk_id" not in (reader.fieldnames or []):
+            raise ValueError(f"{manifest}: no spk_id column; a bootstrap over speakers needs it.")
+        return {row["ID"]: row["spk_id"] for row in reader}
+
+
+def speaker_counts(
+    utterance_scores_file, speakers: Mapping[str, str], columns: Sequence[str]
+) -> np.ndarray:
+    """``[speakers, columns]`` sums of a run's per-utterance counts (``utterances_test.csv``),
+    speakers in sorted order; ``ValueError`` naming the file and utterance if an utterance is
+    not in the manifest or a test utterance is missing."""
+    order = {speaker: i for i, speaker in enumerate(sorted(set(speakers.values())))}
+    counts = np.zeros((len(order), len(columns)))
+    seen = set()
+    with open(utterance_scores_file, newline="") as csv_file:
+        for row in csv.DictReader(csv_file):
+            if row["ID"] not in speakers:
+                raise ValueError(f"{utterance_scores_file}: {row['ID']} is not in the manifest.")
+            counts[order[speakers[row["ID"]]]] += [float(row[column]) for column in columns]
+            seen.add(row["ID"])
+    if len(seen) != len(speakers):
+        missing = sorted(set(speakers) - seen)
+        raise ValueError(
+            f"{utterance_scores_file}: {len(missing)} test utterance(s) missing, e.g. {missing[0]}."
+        )
+    return counts
+
+
+def bootstrap_difference(
+    condition: Sequence[np.ndarray],
+    baseline: Sequence[np.ndarray],
+    scale: float = 100.0,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Tuple[float, float, float]:
+    """Difference of a ratio metric (``scale`` · numerator / denominator, e.g. WER in %)
+    between two systems, averaged over seeds, on the whole test set and its 95% bootstrap
+    interval, resampling **speakers** (not frames or utterances) with replacement; each
+    argument holds one ``[speakers, 2]`` (numerator, denominator) count array per seed, the
+    seeds in the same order. Returns (difference, low, high)."""
+    num_speakers = condition[0].shape[0]
+    rng = np.random.default_rng(seed)
+    # how often each speaker is drawn in each resample; row 0: the test set itself
+    draws = rng.multinomial(num_speakers, np.full(num_speakers, 1 / num_speakers), resamples)
+    draws = np.vstack([np.ones(num_speakers), draws])
+
+    def metric(counts: np.ndarray) -> np.ndarray:
+        return scale * (draws @ counts[:, 0]) / (draws @ counts[:, 1])
+
+    differences = np.mean([metric(c) - metric(b) for c, b in zip(condition, baseline)], axis=0)
+    low, high = np.percentile(differences[1:], [2.5, 97.5])
+    return float(differences[0]), float(low), float(high)
+
+
+def bootstrap_table(
+    study_folder,
+    rows: Sequence[Mapping],
+    pairs: Sequence[Tuple[str, str]],
+    test_manifest,
+    resamples: int = 2000,
+) -> str:
+    """Markdown: for each (condition, baseline) pair, the test WER and frame accuracy
+    difference (mean over the seeds both have, points) with its 95% interval from a bootstrap
+    over the manifest's test speakers."""
+    speakers = read_speakers(test_manifest)
+    grouped = by_condition(rows)
+    lines = [
+        f"Bootstrap over the {len(set(speakers.values()))} test speakers ({resamples} "
+        "resamples of speakers with replacement; the difference averaged over the seeds):",
+        "",
+        "| comparison | metric | seeds | difference (points) | 95% interval |",
+        "|---|---|---|---|---|",
+    ]
+    for condition, baseline in pairs:
+        if condition not in grouped or baseline not in grouped:
+            continue
+        seeds = sorted(set(grouped[condition]) & set(grouped[baseline]))
+        files = {
+            name: [Path(study_folder, name, str(seed), UTTERANCE_SCORES) for seed in seeds]
+            for name in (condition, baseline)
+        }
+        if not seeds or not all(path.is_file() for paths in files.values() for path in paths):
+            continue
+        for metric, columns in COUNTED_METRICS.items():
+            if not all(metric in grouped[name][seed] for name in files for seed in seeds):
+                continue
+            counts = {
+                name: [speaker_counts(path, speakers, columns) for path in paths]
+                for name, paths in files.items()
+            }
+            difference, low, high = bootstrap_difference(
+                counts[condition], counts[baseline], resamples=resamples
+            )
+            lines.append(
+                f"| {condition} − {baseline} | {metric.replace('_', ' ')} | {len(seeds)} | "
+                f"{difference:+.2f} | [{low:+.2f}, {high:+.2f}] |"
+            )
+    return "\n".join(lines)
+
+
 def sweep_points(
     rows: Sequence[Mapping], parameter: str, fixed: Mapping[str, float], metric: str
 ) -> List[Tuple[float, float, float]]:
@@ -158,30 +290,50 @@ def plot_sweep(
     metrics: Sequence[str],
     path,
     num_labels: int = None,
+    references: Mapping[str, Mapping[str, float]] = None,
 ) -> None:
     """A PNG of ``metrics`` (mean ± sd over seeds) against ``parameter`` with the others
-    ``fixed``; k on a log axis, with the share of the ``num_labels`` labels on a second axis."""
+    ``fixed``; k on a log axis, with the share of the ``num_labels`` labels on a second axis.
+    ``references`` (label -> metric -> value, e.g. the teacher's mean) are drawn as horizontal
+    lines."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6))
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    columns = 2 if len(metrics) > 2 else len(metrics)
+    rows_of_plots = -(-len(metrics) // columns)
+    figure, axes = plt.subplots(
+        rows_of_plots, columns, figsize=(5.5 * columns, 3.8 * rows_of_plots)
+    )
     for axis, metric in zip(list(getattr(axes, "flat", [axes])), metrics):
         points = sweep_points(rows, parameter, fixed, metric)
         if points:
             x, mean, sd = zip(*points)
-            axis.errorbar(x, mean, yerr=sd, marker="o", capsize=3)
+            axis.errorbar(x, mean, yerr=sd, marker="o", capsize=3, label="blended CNN")
+        for (label, values), (style, color) in zip((references or {}).items(), REFERENCE_STYLES):
+            if metric in values:
+                axis.axhline(values[metric], linestyle=style, color=color, label=label)
+        if references:
+            axis.legend(fontsize="small")
         axis.set_xlabel(SWEEPS.get(parameter, parameter))
         axis.set_ylabel(f"{metric.replace('_', ' ')} (%)")
         if parameter == "top_k":
             axis.set_xscale("log")
+            if points:  # plain numbers at the values run, not powers of ten
+                axis.set_xticks(x)
+                axis.xaxis.set_major_formatter(ScalarFormatter())
+                axis.xaxis.set_minor_formatter(NullFormatter())
             if num_labels:
                 share = axis.secondary_xaxis(
                     "top",
                     functions=(lambda k: 100 * k / num_labels, lambda p: p * num_labels / 100),
                 )
                 share.set_xlabel("% of the labels")
+                share.xaxis.set_major_formatter(ScalarFormatter())
+                share.xaxis.set_minor_formatter(NullFormatter())
         axis.grid(alpha=0.3)
     settings = ", ".join(f"{k} {v:g}" for k, v in fixed.items())
     figure.suptitle(f"{SWEEPS.get(parameter, parameter)}" + (f" ({settings})" if settings else ""))
@@ -230,12 +382,25 @@ def best_blend(rows: Sequence[Mapping]) -> Optional[Tuple[str, Mapping]]:
     return best, next(iter(grouped[best].values()))
 
 
-def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[str, str]:
+def mean_metrics(runs: Sequence[Mapping], metrics: Sequence[str]) -> Dict[str, float]:
+    """Mean over the runs (seeds) of each metric (in %) that every run has."""
+    return {
+        metric: statistics.mean(percent(run, metric) for run in runs)
+        for metric in metrics
+        if all(metric in run for run in runs)
+    }
+
+
+def main(
+    study_folder: str, output_folder: str, num_labels: int = None, test_manifest: str = None
+) -> Dict[str, str]:
     """Write ``runs.csv``, ``tables.md`` and the plots of a study's runs into
     ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
     ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
     ``recipes/run_study.sh``); the best blend is chosen on valid (:func:`best_blend`), and
-    the sweeps are drawn through it. Returns the written files by role."""
+    the sweeps are drawn through it, with the teacher, the CNN, the ensemble and (k) the full
+    distribution as reference lines. With the ``test_manifest`` (its ``spk_id``), the paired
+    differences also get a bootstrap over test speakers. Returns the written files by role."""
     output = Path(output_folder)
     output.mkdir(parents=True, exist_ok=True)
     write_csv(collect(study_folder), output / "runs.csv")
@@ -244,18 +409,42 @@ def main(study_folder: str, output_folder: str, num_labels: int = None) -> Dict[
     blend = best_blend(rows)
     written = {"csv": str(output / "runs.csv"), "tables": str(output / "tables.md")}
     sections = ["## Every condition (mean ± sd over seeds)", spread_table(rows)]
+    if group_metrics(rows):
+        sections += [
+            "## Test by group (mean ± sd over seeds)",
+            spread_table(rows, group_metrics(rows)),
+        ]
+    sections += ["## Cost (mean ± sd over seeds)", spread_table(rows, COST_METRICS)]
     pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
     if blend is not None:
         best, settings = blend
         pairs = [(best, CNN), (best, TEACHER), (best, ENSEMBLE), *pairs]
         sections.insert(0, f"Best blend on valid: **{best}**.")
+        references = {
+            label: mean_metrics(list(grouped[condition].values()), HEADLINE_METRICS)
+            for label, condition in (("teacher", TEACHER), ("CNN", CNN), ("ensemble", ENSEMBLE))
+            if condition in grouped
+        }
         for parameter in SWEEPS:
             fixed = {k: settings[k] for k in SWEEPS if k != parameter and k in settings}
+            lines = dict(references)
+            full = [  # k = every label: the teacher's whole distribution
+                row
+                for row in rows
+                if row.get("top_k") == num_labels and all(row.get(k) == v for k, v in fixed.items())
+            ]
+            if parameter == "top_k" and full:
+                lines["full distribution"] = mean_metrics(full, HEADLINE_METRICS)
             path = output / f"sweep_{parameter}.png"
-            plot_sweep(rows, parameter, fixed, HEADLINE_METRICS, path, num_labels)
+            plot_sweep(rows, parameter, fixed, HEADLINE_METRICS, path, num_labels, lines)
             written[f"sweep_{parameter}"] = str(path)
     sections += ["## Paired differences (condition − baseline, same seed)"]
     sections.append(paired_differences(rows, pairs))
+    if test_manifest is not None:
+        sections += [
+            "## Paired differences over test speakers",
+            bootstrap_table(study_folder, rows, pairs, test_manifest),
+        ]
     (output / "tables.md").write_text("\n\n".join(sections) + "\n")
     curves = {}
     for condition in [TEACHER, CNN, *([blend[0]] if blend else [])]:
@@ -282,4 +471,10 @@ if __name__ == "__main__":
     if sys.argv[1] == "best":  # python -m blend_modules.study best STUDY_FOLDER
         print(*best_settings(sys.argv[2]))
     else:
-        main(sys.argv[1], sys.argv[2], *(int(n) for n in sys.argv[3:4]))
+        parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+        parser.add_argument("study_folder")
+        parser.add_argument("output_folder")
+        parser.add_argument("--num_labels", type=int, help="the label set's size (k axis)")
+        parser.add_argument("--test_manifest", help="test CSV with spk_id: speaker bootstrap")
+        arguments = parser.parse_args()
+        main(**vars(arguments))

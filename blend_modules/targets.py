@@ -6,10 +6,11 @@ checkpoint is chosen. Blending is the same for both: the soft term compares the 
 the teacher's per-frame distributions over the same outputs (for CTC: the units, blank included).
 """
 
+import csv
 import logging
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Set
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Set, Tuple
 
 import torch
 from speechbrain.core import Stage
@@ -26,6 +27,27 @@ from blend_modules.losses import frame_cross_entropy
 from blend_modules.priors import label_counts, log_priors
 
 logger = logging.getLogger(__name__)
+
+
+def write_utterance_scores(
+    path: Path, frames: Mapping[str, Tuple[int, int]] = None, words: ErrorRateStats = None
+) -> None:
+    """``utterances_<set>.csv``: per test utterance, its frames and correctly labelled frames
+    (``frames``: ID -> (correct, total)) and/or its word errors and reference words (``words``):
+    the units a bootstrap over speakers resamples (:mod:`blend_modules.study`)."""
+    rows = {}
+    for utt_id, (correct, total) in (frames or {}).items():
+        rows.setdefault(utt_id, {"ID": utt_id}).update(frames=total, correct_frames=correct)
+    for score in words.scores if words is not None else []:
+        rows.setdefault(score["key"], {"ID": score["key"]}).update(
+            word_errors=score["num_edits"], reference_words=score["num_ref_tokens"]
+        )
+    columns = ["ID"] + (["frames", "correct_frames"] if frames else [])
+    columns += ["word_errors", "reference_words"] if words is not None else []
+    with open(path, "w", newline="") as csv_file:
+        writer = csv.DictWriter(csv_file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows.values())
 
 
 class DatasetItems(NamedTuple):
@@ -164,14 +186,16 @@ class FrameAccuracy:
     def __init__(self, group_by: Optional[str] = None, words: HybridWordErrors = None):
         self.group_by, self.words = group_by, words
         self.correct, self.total = Counter(), Counter()  # by group; None: all utterances
+        self.utterances = {}  # ID -> (correct, total) frames
 
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
         mask = frame_mask(lengths, logits.shape[1])
         hits = ((logits.argmax(-1) == batch.frame_labels.data) & mask).sum(1).tolist()
         frames = mask.sum(1).tolist()
-        for group, utterance_hits, utterance_frames in zip(
-            batch_groups(batch, self.group_by), hits, frames
+        for utt_id, group, utterance_hits, utterance_frames in zip(
+            batch.id, batch_groups(batch, self.group_by), hits, frames
         ):
+            self.utterances[utt_id] = (utterance_hits, utterance_frames)
             for key in {None, group}:
                 self.correct[key] += utterance_hits
                 self.total[key] += utterance_frames
@@ -188,9 +212,12 @@ class FrameAccuracy:
         return stats
 
     def write(self, folder: Path, test_set: str) -> None:
-        """``wer_<test_set>.txt`` if decoding to words (frame accuracy has no details)."""
+        """``utterances_<test_set>.csv`` and, if decoding to words, ``wer_<test_set>.txt``."""
+        words = None
         if self.words is not None:
             self.words.write(folder, test_set)
+            words = self.words.best[None] if self.words.best else None  # summarized: decoded
+        write_utterance_scores(folder / f"utterances_{test_set}.csv", self.utterances, words)
 
 
 class CTCTargets:
@@ -351,6 +378,7 @@ class WordErrorRates:
 
     def write(self, folder: Path, test_set: str) -> None:
         """``wer_<test_set>.txt``: per-utterance alignments and totals, as SpeechBrain recipes
-        write."""
+        write; ``utterances_<test_set>.csv``: each utterance's word errors."""
         with open(folder / f"wer_{test_set}.txt", "w") as wer_file:
             self.wer.write_stats(wer_file)
+        write_utterance_scores(folder / f"utterances_{test_set}.csv", words=self.wer)

@@ -6,8 +6,9 @@
 # docs/study/<corpus>/ (python -m blend_modules.study).
 #   bash recipes/run_study.sh RECIPE NUM_LABELS [--key=value ...]
 # e.g. bash recipes/run_study.sh recipes/SpeechOcean762/Blend 620
-# Stages so far: the headline (teacher, CNN, blended CNN at λ 0.5, k 10, T 1; SEEDS, each
-# student learning from the teacher of its own seed), then at seed 1986: λ ∈ {0, 0.25, 0.75},
+# Stages: the headline (teacher, CNN, their posteriors averaged (the ensemble), blended CNN at
+# λ 0.5, k 10, T 1; SEEDS, each student learning from the teacher of its own seed), then at
+# seed 1986: λ ∈ {0, 0.25, 0.75},
 # k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best λ, T ∈ {2, 4} at the best λ and k
 # (best: on valid, python -m blend_modules.study best).
 set -euo pipefail
@@ -43,6 +44,7 @@ blend() {  # blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value ...]
 for seed in $seeds; do
     run train_teacher.py blstm.yaml blstm "$seed" "$@"
     run train_blend.py cnn.yaml cnn "$seed" "$@"
+    run evaluate_ensemble.py cnn_blend.yaml ensemble "$seed" --teacher_seed="$seed" "$@"
     blend "$seed" 0.5 10 1.0 "$@"
 done
 for weight in 0.0 0.25 0.75; do
@@ -60,5 +62,6 @@ read -r weight k _ < <($python -m blend_modules.study best "$study")
 for temperature in 2.0 4.0; do
     blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
 done
-$python -m blend_modules.study "$study" "$repo/docs/study/$corpus" "$num_labels"
+$python -m blend_modules.study "$study" "$repo/docs/study/$corpus" --num_labels="$num_labels" \
+    --test_manifest=results/prepared/test.csv
 echo "Study outputs in docs/study/$corpus/"

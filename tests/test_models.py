@@ -6,6 +6,8 @@ import torch
 from conftest import REPO
 from hyperpyyaml import load_hyperpyyaml
 
+from blend_modules.models import PosteriorAverage
+
 MODELS = sorted((REPO / "hparams" / "models").glob("*.yaml"))
 
 
@@ -121,3 +123,27 @@ def test_masked_batch_norm_without_padding_is_batch_norm():
     assert torch.allclose(
         reference(maps), masked(maps, torch.ones(3, 20, dtype=torch.bool)), atol=1e-6
     )
+
+
+class FrameLinear(torch.nn.Module):
+    """A member with the teacher's interface: unnormalised features and frame counts."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.linear = torch.nn.Linear(40, 31)
+
+    def forward(self, features, lengths):
+        return self.linear(features)
+
+
+def test_posterior_average_is_the_mean_of_the_members_posteriors():
+    members = [FrameLinear(0), FrameLinear(1)]
+    features, lengths = torch.randn(2, 17, 40), torch.tensor([17, 9])
+    with torch.no_grad():
+        ensemble = PosteriorAverage(members)(features, lengths)
+        posteriors = [torch.softmax(member(features, lengths), -1) for member in members]
+        alone = PosteriorAverage(members[:1])(features, lengths)
+    assert torch.allclose(ensemble.exp(), (posteriors[0] + posteriors[1]) / 2, atol=1e-6)
+    assert torch.allclose(ensemble.exp().sum(-1), torch.ones(2, 17), atol=1e-5)
+    assert torch.allclose(alone, torch.log_softmax(members[0](features, lengths), -1), atol=1e-6)

@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import soundfile as sf
 import torch
 from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
@@ -67,6 +68,34 @@ def test_blend_offline_then_cnn_baseline(trained_teacher, tiny_hparams):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = check_run(root / "cnn")
     assert "soft_loss" not in summary["history"][0]["train"] and "teacher_mode" not in summary
+
+
+def test_ensemble_of_a_model_with_itself_is_that_model(trained_teacher):
+    """evaluate_ensemble.py averages its members' posteriors: the teacher averaged with itself
+    scores, decodes and writes per-utterance counts exactly as the teacher did."""
+    root = trained_teacher.parent
+    overrides = tiny_overrides(root / "prepared", root / "ensemble")
+    overrides["ensemble_members"] = f"[{trained_teacher}, {trained_teacher}]"
+    result = run_recipe("evaluate_ensemble.py", "cnn_blend.yaml", overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    teacher = json.loads((trained_teacher / "summary.json").read_text())
+    ensemble = json.loads((root / "ensemble" / "summary.json").read_text())
+    for key in ("valid_frame_acc", "test_frame_acc", "valid_WER", "test_WER"):
+        assert ensemble[key] == teacher[key], key
+    assert ensemble["valid_acoustic_scale"] == teacher["valid_acoustic_scale"]
+    assert ensemble["train_time_s"] == round(2 * teacher["train_time_s"], 1)
+    assert ensemble["parameters"] == 2 * teacher["parameters"]
+    assert len(ensemble["members"]) == 2 and "history" not in ensemble
+    assert not list((root / "ensemble" / "save").glob("CKPT+*"))  # nothing trained
+    for folder in (trained_teacher, root / "ensemble"):
+        with open(folder / "utterances_test.csv", newline="") as csv_file:
+            rows = list(csv.DictReader(csv_file))
+        assert sum(int(r["correct_frames"]) for r in rows) / sum(
+            int(r["frames"]) for r in rows
+        ) == pytest.approx(ensemble["test_frame_acc"])
+        assert 100 * sum(int(r["word_errors"]) for r in rows) / sum(
+            int(r["reference_words"]) for r in rows
+        ) == pytest.approx(ensemble["test_WER"])
 
 
 def test_blend_online(trained_teacher):

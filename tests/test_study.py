@@ -1,12 +1,24 @@
 """The study's outputs from a tiny made-up study: CSV rows, mean ± sd and paired differences
-seed by seed, the best blend chosen on valid only, sweep points and PNG plots."""
+seed by seed, the best blend chosen on valid only, sweep points, PNG plots and the bootstrap
+over test speakers."""
 
 import csv
 import json
 
+import numpy as np
 import pytest
 
-from blend_modules.study import best_settings, main, read_csv, sweep_points
+from blend_modules.study import (
+    best_settings,
+    bootstrap_difference,
+    main,
+    read_csv,
+    speaker_counts,
+    sweep_points,
+)
+
+# the made-up test set: 4 speakers with 2 utterances each of 25 words and 200 frames
+UTTERANCES = {f"utt{i}": f"speaker{i // 2}" for i in range(8)}
 
 # condition -> (blending settings, per seed: valid WER, test WER); frame accuracy = 1 - WER/200
 CONDITIONS = {
@@ -46,11 +58,19 @@ def study(tmp_path):
                 **settings,
             }
             (folder / "summary.json").write_text(json.dumps(summary))
+            # every utterance at the run's test rates: 2 · WER / 8 errors of 25 words
+            with open(folder / "utterances_test.csv", "w") as scores:
+                scores.write("ID,frames,correct_frames,word_errors,reference_words\n")
+                for utt_id in UTTERANCES:
+                    scores.write(f"{utt_id},200,{200 - test},{test / 4},25\n")
+    with open(tmp_path / "test.csv", "w") as manifest:
+        manifest.write("ID,duration,wav,spk_id\n")
+        manifest.writelines(f"{u},1.0,{u}.wav,{s}\n" for u, s in UTTERANCES.items())
     return tmp_path
 
 
 def test_study_outputs(study):
-    written = main(study / "study", study / "out", num_labels=620)
+    written = main(study / "study", study / "out", 620, study / "test.csv")
     rows = read_csv(study / "out" / "runs.csv")
     assert len(rows) == sum(len(seeds) for _, seeds in CONDITIONS.values())
     with open(study / "out" / "runs.csv", newline="") as csv_file:
@@ -66,6 +86,10 @@ def test_study_outputs(study):
     )
     assert "| ensemble − blstm | valid WER | 2 | -2.00 ± 0.00 | 1: -1.00, 2: -3.00 |" not in tables
     assert "| ensemble − blstm | valid WER | 2 | -2.00 ± 1.41 | 1: -1.00, 2: -3.00 |" in tables
+    # every speaker at the same rates: the interval is the difference itself
+    assert "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 | [+9.00, +9.00] |" in tables
+    assert "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] |" in tables
+    assert "Bootstrap over the 4 test speakers" in tables
     for name in ("sweep_hard_weight", "sweep_top_k", "sweep_temperature", "learning_curves"):
         assert open(written[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -90,3 +114,33 @@ def test_sweep_points_hold_the_other_settings():
 
 def test_best_settings_for_the_next_sweep(study):
     assert best_settings(study / "study") == (0.5, 10, 1.0)  # best valid WER, worst test WER
+
+
+def test_bootstrap_resamples_speakers():
+    """Two speakers: a resample is both (the test set), the first twice or the second twice,
+    so the 95% interval runs from one speaker's difference to the other's."""
+    baseline = np.array([[10.0, 100.0], [30.0, 100.0]])  # WER 10% and 30%
+    condition = np.array([[5.0, 100.0], [40.0, 100.0]])  # -5 and +10 points
+    difference, low, high = bootstrap_difference([condition], [baseline])
+    assert difference == pytest.approx(2.5) and (low, high) == (
+        pytest.approx(-5),
+        pytest.approx(10),
+    )
+    # averaged over seeds, pairing each seed's runs
+    difference, _, _ = bootstrap_difference([condition, baseline], [baseline, baseline])
+    assert difference == pytest.approx(1.25)
+    assert bootstrap_difference([baseline], [baseline]) == (0.0, 0.0, 0.0)
+
+
+def test_speaker_counts_refuse_an_incomplete_run(tmp_path):
+    speakers = {"a": "s1", "b": "s1", "c": "s2"}
+    scores = tmp_path / "utterances_test.csv"
+    scores.write_text("ID,word_errors,reference_words\na,1,4\nb,2,5\nc,3,6\n")
+    counts = speaker_counts(scores, speakers, ["word_errors", "reference_words"])
+    assert counts.tolist() == [[3, 9], [3, 6]]
+    scores.write_text("ID,word_errors,reference_words\na,1,4\nc,3,6\n")
+    with pytest.raises(ValueError, match="1 test utterance.*missing, e.g. b"):
+        speaker_counts(scores, speakers, ["word_errors", "reference_words"])
+    scores.write_text("ID,word_errors,reference_words\na,1,4\nb,2,5\nc,3,6\nx,1,1\n")
+    with pytest.raises(ValueError, match="x is not in the manifest"):
+        speaker_counts(scores, speakers, ["word_errors", "reference_words"])
