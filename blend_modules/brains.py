@@ -273,6 +273,8 @@ class StudentBrain(TeacherBrain):
                 soft_targets(teacher_topk_log_probs, self.hparams.temperature),
                 hard_weight=self.hparams.hard_weight,
                 temperature=self.hparams.temperature,
+                soft_loss=self.hparams.soft_loss,
+                blank_index=getattr(self.hparams.targets, "blank_index", None),
             )
         self.track(student_logits, batch, lengths, loss)
         return loss.total

@@ -2,14 +2,21 @@
 
 The teacher's distribution (at temperature T) may be cut to its top-k labels and renormalised;
 the soft term is then scaled by T² so its gradients keep their size as T changes (Hinton et al.).
+
+The soft term (``soft_loss``) is the paper's frame by frame cross-entropy (``frames``), or, for
+CTC targets, whose posteriors are spikes among blanks: the same on the frames where the
+teacher's top label is not blank (``nonblank_frames``), or CTC against the teacher's greedy
+best path (``ctc_best_path``, SpeechBrain's ``ctc_loss_kd``), which leaves the timing of the
+spikes to the student.
 """
 
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from speechbrain.nnet.losses import ctc_loss_kd
 
-from blend_modules.frames import frame_mask
+from blend_modules.frames import frame_mask, relative_lengths
 
 
 class BlendLoss(NamedTuple):
@@ -21,6 +28,8 @@ class BlendLoss(NamedTuple):
 
 
 TEACHER_MODES = ("online", "offline")
+SOFT_LOSSES = ("frames", "nonblank_frames", "ctc_best_path")
+CTC_SOFT_LOSSES = ("nonblank_frames", "ctc_best_path")  # they need a blank
 
 
 def check_blend_options(
@@ -30,10 +39,17 @@ def check_blend_options(
     temperature: float,
     teacher_mode: str,
     store_top_k: int = None,
+    soft_loss: str = "frames",
+    blank_index: Optional[int] = None,
 ):
     """Raise ``ValueError`` naming the YAML key for λ outside [0, 1], k not an integer in
-    [1, labels], T not a number > 0, an unknown teacher mode, or (offline) a k above the
-    ``store_top_k`` labels per frame the teacher store keeps."""
+    [1, labels], T not a number > 0, an unknown teacher mode, (offline) a k above the
+    ``store_top_k`` labels per frame the teacher store keeps, an unknown ``soft_loss`` or a
+    CTC one without a blank (frame targets)."""
+    if soft_loss not in SOFT_LOSSES:
+        raise ValueError(f"soft_loss must be one of {SOFT_LOSSES}, got {soft_loss!r}.")
+    if soft_loss in CTC_SOFT_LOSSES and blank_index is None:
+        raise ValueError(f"soft_loss {soft_loss!r} needs CTC targets (a blank); these have none.")
     if not _is_number(hard_weight) or not 0.0 <= hard_weight <= 1.0:
         raise ValueError(f"hard_weight (λ) must be a number in [0, 1], got {hard_weight!r}.")
     if not _is_integer(top_k) or not 1 <= top_k <= num_labels:
@@ -80,9 +96,15 @@ def soft_targets(teacher_topk_log_probs: torch.Tensor, temperature: float = 1.0)
     return torch.softmax(teacher_topk_log_probs.float() / temperature, dim=-1)
 
 
-def masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Mean of ``[batch, frames]`` values over real frames (padding ignored)."""
-    mask = frame_mask(lengths, values.shape[1]).float()
+def masked_mean(
+    values: torch.Tensor, lengths: torch.Tensor, frames: torch.Tensor = None
+) -> torch.Tensor:
+    """Mean of ``[batch, frames]`` values over real frames (padding ignored), and of those only
+    the ``frames`` that are True, if given."""
+    mask = frame_mask(lengths, values.shape[1])
+    if frames is not None:
+        mask = mask & frames
+    mask = mask.float()
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
@@ -102,11 +124,25 @@ def soft_cross_entropy(
     teacher_topk_ids: torch.Tensor,
     teacher_topk_probs: torch.Tensor,
     temperature: float = 1.0,
+    frames: torch.Tensor = None,
 ) -> torch.Tensor:
-    """``T² · CE(softmax(logits / T), teacher top-k)``, a mean over real frames."""
+    """``T² · CE(softmax(logits / T), teacher top-k)``, a mean over real frames (only the
+    ``frames`` that are True, if given)."""
     log_probs = torch.log_softmax(logits.float() / temperature, dim=-1)
     cross_entropy = -(log_probs.gather(-1, teacher_topk_ids.long()) * teacher_topk_probs).sum(-1)
-    return temperature**2 * masked_mean(cross_entropy, lengths)
+    return temperature**2 * masked_mean(cross_entropy, lengths, frames)
+
+
+def teacher_best_path_ctc(
+    logits: torch.Tensor, lengths: torch.Tensor, teacher_top1_ids: torch.Tensor, blank_index: int
+) -> torch.Tensor:
+    """CTC of the student's ``[batch, frames, units]`` logits against the teacher's greedy best
+    path (its top unit per frame, repeats and blanks removed): SpeechBrain's ``ctc_loss_kd``,
+    which takes the path from whatever tensor has the teacher's argmax."""
+    teacher_argmax = F.one_hot(teacher_top1_ids.long(), logits.shape[-1])
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    relative = relative_lengths(lengths, logits.shape[1])
+    return ctc_loss_kd(log_probs, teacher_argmax, relative, blank_index, logits.device)
 
 
 def blend_loss(
@@ -117,8 +153,11 @@ def blend_loss(
     teacher_topk_probs: torch.Tensor = None,
     hard_weight: float = 1.0,
     temperature: float = 1.0,
+    soft_loss: str = "frames",
+    blank_index: Optional[int] = None,
 ) -> BlendLoss:
-    """Blend a hard-target loss with cross-entropy to the teacher's top-k labels.
+    """Blend a hard-target loss with cross-entropy to the teacher's top-k labels (or, for CTC
+    targets, with a ``soft_loss`` that respects blanks: see the module's docstring).
 
     Arguments
     ---------
@@ -135,6 +174,10 @@ def blend_loss(
         λ, the weight of the hard-target term.
     temperature : float
         T, applied to the student's soft-term logits (the teacher's were taken at T already).
+    soft_loss : str
+        ``frames``, ``nonblank_frames`` or ``ctc_best_path`` (the last two need ``blank_index``).
+    blank_index : int
+        The CTC blank's output index (CTC targets).
     """
     if hard_weight == 1.0 and teacher_topk_ids is None:
         return BlendLoss(hard, hard, torch.zeros_like(hard))
@@ -146,9 +189,16 @@ def blend_loss(
             f"student's {tuple(student_logits.shape[:2])}: teacher and student must emit one "
             "output per feature frame (a model that subsamples time cannot be blended here)."
         )
-    soft = soft_cross_entropy(
-        student_logits, lengths, teacher_topk_ids, teacher_topk_probs, temperature
-    )
+    if soft_loss == "ctc_best_path":
+        soft = teacher_best_path_ctc(student_logits, lengths, teacher_topk_ids[..., 0], blank_index)
+    else:
+        # the teacher's top-k come most likely first: [..., 0] is its top label
+        nonblank = (
+            teacher_topk_ids[..., 0] != blank_index if soft_loss == "nonblank_frames" else None
+        )
+        soft = soft_cross_entropy(
+            student_logits, lengths, teacher_topk_ids, teacher_topk_probs, temperature, nonblank
+        )
     return BlendLoss(hard_weight * hard + (1.0 - hard_weight) * soft, hard, soft)
 
 

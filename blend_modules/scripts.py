@@ -57,6 +57,7 @@ def train_blend(argv: List[str]) -> dict:
     experiment = prepare_experiment(argv)
     hparams, run_opts = experiment.hparams, experiment.run_opts
     blending = hparams["hard_weight"] != 1.0
+    hparams.setdefault("soft_loss", "frames")  # the paper's; CTC YAMLs may choose another
     if blending:  # a hard-label baseline YAML need not have teacher settings at all
         check_blend_options(
             hparams["hard_weight"],
@@ -65,6 +66,8 @@ def train_blend(argv: List[str]) -> dict:
             hparams["temperature"],
             hparams["teacher_mode"],
             hparams.get("teacher_store_top_k"),
+            hparams["soft_loss"],
+            getattr(hparams["targets"], "blank_index", None),
         )
     datasets = dataio_prepare(hparams)
 
@@ -74,6 +77,7 @@ def train_blend(argv: List[str]) -> dict:
         teacher_summary.update(
             top_k=hparams["top_k"],
             temperature=hparams["temperature"],
+            soft_loss=hparams["soft_loss"],
             teacher_mode=hparams["teacher_mode"],
             teacher=teacher.checkpoint,
         )

@@ -300,7 +300,6 @@ def plot_sweep(
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     columns = 2 if len(metrics) > 2 else len(metrics)
@@ -418,7 +417,10 @@ def main(
     pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
     if blend is not None:
         best, settings = blend
+        # every blend run with several seeds (the headline's) against both baselines
+        seeded = [c for c in grouped if c.startswith("blend") and c != best and len(grouped[c]) > 1]
         pairs = [(best, CNN), (best, TEACHER), (best, ENSEMBLE), *pairs]
+        pairs += [(condition, baseline) for condition in seeded for baseline in (CNN, TEACHER)]
         sections.insert(0, f"Best blend on valid: **{best}**.")
         references = {
             label: mean_metrics(list(grouped[condition].values()), HEADLINE_METRICS)

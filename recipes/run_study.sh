@@ -1,25 +1,31 @@
 #!/usr/bin/env bash
-# The paper's study on a frame-target recipe (issue 13), resumable and sequential: a run whose
-# summary.json exists is skipped, a killed run resumes from its checkpoints when this command
-# is run again. Runs go to <recipe>/results/study/<condition>/<seed>/ (the recipe's prepared
-# data is shared with its demo), logs to results/study/logs/; the CSV, tables and plots to
-# docs/study/<corpus>/ (python -m blend_modules.study).
-#   bash recipes/run_study.sh RECIPE NUM_LABELS [--key=value ...]
-# e.g. bash recipes/run_study.sh recipes/SpeechOcean762/Blend 620
-# Stages: the headline (teacher, CNN, their posteriors averaged (the ensemble), blended CNN at
-# λ 0.5, k 10, T 1; SEEDS, each student learning from the teacher of its own seed), then at
-# seed 1986: λ ∈ {0, 0.25, 0.75},
-# k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best λ, T ∈ {2, 4} at the best λ and k
-# (best: on valid, python -m blend_modules.study best).
+# The paper's study on a recipe (issue 13), resumable and sequential: a run whose summary.json
+# exists is skipped, a killed run resumes from its checkpoints when this command is run again.
+#   bash recipes/run_study.sh RECIPE frame NUM_LABELS [--key=value ...]
+#   bash recipes/run_study.sh RECIPE ctc [--key=value ...]
+# e.g. bash recipes/run_study.sh recipes/SpeechOcean762/Blend frame 620
+# Runs go to <recipe>/results/study[_ctc]/<condition>/<seed>/ (the recipe's prepared data is
+# shared with its demo), logs to results/study[_ctc]/logs/; the CSV, tables and plots to
+# docs/study/<corpus>[_ctc]/ (python -m blend_modules.study).
+# Frame targets: the headline (teacher, CNN, their posteriors averaged (the ensemble), blended
+# CNN at λ 0.5, k 10, T 1; SEEDS, each student learning from the teacher of its own seed), then
+# at seed 1986: λ ∈ {0, 0.25, 0.75}, k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best λ,
+# T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.study best).
+# CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
+# per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
 seeds=${SEEDS:-"1986 1 2"}
 cd "$1"
 corpus=$(basename "$(dirname "$(pwd)")")
-num_labels=$2
+targets=$2
 shift 2
-study=results/study
+case $targets in
+    frame) num_labels=$1; shift; study=results/study; suffix= ;;
+    ctc) study=results/study_ctc; suffix=_ctc ;;
+    *) echo "targets must be frame or ctc, not '$targets'" >&2; exit 2 ;;
+esac
 mkdir -p "$study/logs"
 
 run() {  # run SCRIPT YAML CONDITION SEED [--key=value ...]
@@ -34,34 +40,50 @@ run() {  # run SCRIPT YAML CONDITION SEED [--key=value ...]
         --model_name="$condition" --seed="$seed" "$@" > "$study/logs/$condition.$seed.log" 2>&1
 }
 
-blend() {  # blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value ...]
+blend() {  # blend SEED CONDITION [--key=value ...]: a student of the teacher of its seed
+    local seed=$1 condition=$2
+    shift 2
+    run train_blend.py "cnn${suffix}_blend.yaml" "$condition" "$seed" \
+        --teacher_folder="$study/blstm/$seed" "$@"
+}
+
+frame_blend() {  # frame_blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value ...]
     local seed=$1 weight=$2 k=$3 temperature=$4
     shift 4
-    run train_blend.py cnn_blend.yaml "blend_l${weight}_k${k}_T${temperature}" "$seed" \
-        --teacher_seed="$seed" --hard_weight="$weight" --top_k="$k" --temperature="$temperature" "$@"
+    blend "$seed" "blend_l${weight}_k${k}_T${temperature}" \
+        --hard_weight="$weight" --top_k="$k" --temperature="$temperature" "$@"
 }
 
 for seed in $seeds; do
-    run train_teacher.py blstm.yaml blstm "$seed" "$@"
-    run train_blend.py cnn.yaml cnn "$seed" "$@"
-    run evaluate_ensemble.py cnn_blend.yaml ensemble "$seed" --teacher_seed="$seed" "$@"
-    blend "$seed" 0.5 10 1.0 "$@"
+    run train_teacher.py "blstm$suffix.yaml" blstm "$seed" "$@"
+    run train_blend.py "cnn$suffix.yaml" cnn "$seed" "$@"
+    run evaluate_ensemble.py "cnn${suffix}_blend.yaml" ensemble "$seed" \
+        --ensemble_members="[$study/blstm/$seed, $study/cnn/$seed]" "$@"
+    if [ "$targets" = ctc ]; then
+        for soft_loss in frames nonblank_frames ctc_best_path; do
+            blend "$seed" "blend_$soft_loss" --soft_loss="$soft_loss" "$@"
+        done
+    else
+        frame_blend "$seed" 0.5 10 1.0 "$@"
+    fi
 done
-for weight in 0.0 0.25 0.75; do
-    blend 1986 "$weight" 10 1.0 "$@"
-done
-# k, log-spaced from 1 to every label, at the best λ; one store of the teacher's top
-# NUM_LABELS serves them all (the full distribution included)
-read -r weight _ _ < <($python -m blend_modules.study best "$study")
-ks=$(printf '%s\n' 1 3 $(( (num_labels + 99) / 100 )) 30 100 "$num_labels" | awk -v n="$num_labels" '$1 <= n' | sort -nu)
-for k in $ks; do
-    blend 1986 "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
-done
-# T at the best λ and k
-read -r weight k _ < <($python -m blend_modules.study best "$study")
-for temperature in 2.0 4.0; do
-    blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
-done
-$python -m blend_modules.study "$study" "$repo/docs/study/$corpus" --num_labels="$num_labels" \
-    --test_manifest=results/prepared/test.csv
-echo "Study outputs in docs/study/$corpus/"
+if [ "$targets" = frame ]; then
+    for weight in 0.0 0.25 0.75; do
+        frame_blend 1986 "$weight" 10 1.0 "$@"
+    done
+    # k, log-spaced from 1 to every label, at the best λ; one store of the teacher's top
+    # NUM_LABELS serves them all (the full distribution included)
+    read -r weight _ _ < <($python -m blend_modules.study best "$study")
+    ks=$(printf '%s\n' 1 3 $(( (num_labels + 99) / 100 )) 30 100 "$num_labels" | awk -v n="$num_labels" '$1 <= n' | sort -nu)
+    for k in $ks; do
+        frame_blend 1986 "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
+    done
+    # T at the best λ and k
+    read -r weight k _ < <($python -m blend_modules.study best "$study")
+    for temperature in 2.0 4.0; do
+        frame_blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
+    done
+fi
+$python -m blend_modules.study "$study" "$repo/docs/study/$corpus$suffix" \
+    ${num_labels:+--num_labels="$num_labels"} --test_manifest=results/prepared/test.csv
+echo "Study outputs in docs/study/$corpus$suffix/"

@@ -99,6 +99,53 @@ def test_ctc_blend_with_hard_weight_one_is_speechbrain_ctc(targets):
     assert logits.grad[1, 31:].abs().sum() == 0 and logits.grad[1, :31].abs().sum() > 0
 
 
+def teacher_spikes(num_frames: int, num_units: int, spikes: dict) -> torch.Tensor:
+    """Teacher logits whose top unit is the blank (0) except at ``spikes`` (frame -> unit)."""
+    logits = torch.randn(num_frames, num_units)
+    top = torch.zeros(num_frames, dtype=torch.long)
+    for frame, unit in spikes.items():
+        top[frame] = unit
+    logits[torch.arange(num_frames), top] += 20.0
+    return logits
+
+
+def test_nonblank_blending_ignores_the_teachers_blank_frames(targets):
+    torch.manual_seed(0)
+    spikes = {3: 5, 4: 5, 9: 2, 20: 7}  # 5 5 -> one unit, then 2, 7
+    teacher = teacher_spikes(30, targets.num_labels, spikes)[None]
+    ids, probs = topk_targets(teacher, 4)
+    student = torch.randn(1, 30, targets.num_labels, requires_grad=True)
+    lengths = torch.tensor([30])
+    loss = blend_loss(
+        torch.tensor(0.0), student, lengths, ids, probs, 0.0, 1.0, "nonblank_frames", 0
+    )
+    frames = sorted(spikes)
+    log_probs = torch.log_softmax(student[0, frames], -1)
+    expected = -(log_probs.gather(-1, ids[0, frames]) * probs[0, frames]).sum(-1).mean()
+    assert torch.allclose(loss.soft, expected)
+    loss.total.backward()
+    blank_frames = [t for t in range(30) if t not in spikes]
+    assert student.grad[0, blank_frames].abs().sum() == 0
+    assert student.grad[0, frames].abs().sum() > 0
+
+
+def test_best_path_blending_is_ctc_to_the_teachers_greedy_path(targets):
+    torch.manual_seed(0)
+    teachers = [
+        teacher_spikes(30, targets.num_labels, {3: 5, 4: 5, 9: 2, 20: 7}),
+        teacher_spikes(30, targets.num_labels, {2: 4, 6: 4, 7: 1}),  # 4, 4 apart: twice
+    ]
+    ids, probs = topk_targets(torch.stack(teachers), 1)  # the top unit is all it needs
+    student = torch.randn(2, 30, targets.num_labels)
+    lengths = torch.tensor([30, 12])
+    loss = blend_loss(torch.tensor(0.0), student, lengths, ids, probs, 0.0, 1.0, "ctc_best_path", 0)
+    paths = torch.tensor([[5, 2, 7], [4, 4, 1]])
+    expected = torch.nn.functional.ctc_loss(
+        torch.log_softmax(student, -1).transpose(0, 1), paths, lengths, torch.tensor([3, 3])
+    )
+    assert torch.allclose(loss.soft, expected)
+
+
 def test_teacher_with_another_frame_rate_is_refused(targets):
     logits, lengths = torch.randn(2, 40, 27), torch.tensor([40, 30])
     ids, probs = topk_targets(torch.randn(2, 20, 27), 3)  # a teacher that halves the frame rate
@@ -156,6 +203,15 @@ def test_ctc_recipe_end_to_end_and_inference(tiny_hparams, tmp_path):
     )
     wer_lines = (student / "wer_test.txt").read_text()
     assert "%WER" in wer_lines and "test_yweweler" in wer_lines
+
+    # the sequence-level remedy: CTC against the teacher's best path
+    overrides = dict(common, model_name="cnn_ctc_bestpath", soft_loss="ctc_best_path")
+    result = run_recipe("train_blend.py", "cnn_ctc_blend.yaml", overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "cnn_ctc_bestpath" / "1986" / "summary.json").read_text())
+    assert summary["soft_loss"] == "ctc_best_path" and "test_WER" in summary
+    first, last = summary["history"][0]["train"], summary["history"][-1]["train"]
+    assert last["soft_loss"] < first["soft_loss"]
 
     # a student with another vocabulary cannot learn from this teacher
     overrides = dict(

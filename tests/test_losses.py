@@ -137,6 +137,9 @@ def test_soft_term_needs_teacher(batch):
         ((0.5, 5, 31, "2", "offline", 31), "temperature"),
         ((0.5, 9, 31, 1.0, "offline", 8), "top_k 9 exceeds teacher_store_top_k 8"),
         ((0.5, 5, 31, 1.0, "offline", 2.5), "teacher_store_top_k 2.5"),
+        ((0.5, 5, 31, 1.0, "offline", 31, "spikes", 0), "soft_loss must be one of"),
+        ((0.5, 5, 31, 1.0, "offline", 31, "nonblank_frames", None), "needs CTC targets"),
+        ((0.5, 5, 31, 1.0, "offline", 31, "ctc_best_path", None), "needs CTC targets"),
     ],
 )
 def test_bad_blend_options_are_refused(options, key):
