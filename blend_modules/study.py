@@ -233,6 +233,8 @@ def bootstrap_table(
     difference (mean over the seeds both have, points) with its 95% interval from a bootstrap
     over the manifest's test speakers."""
     speakers = read_speakers(test_manifest)
+    if len(set(speakers.values())) < 2:  # every resample would be the test set itself
+        return f"{test_manifest} has one speaker: no bootstrap over speakers."
     grouped = by_condition(rows)
     lines = [
         f"Bootstrap over the {len(set(speakers.values()))} test speakers ({resamples} "

@@ -4,6 +4,7 @@ over test speakers."""
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -130,6 +131,15 @@ def test_bootstrap_resamples_speakers():
     difference, _, _ = bootstrap_difference([condition, baseline], [baseline, baseline])
     assert difference == pytest.approx(1.25)
     assert bootstrap_difference([baseline], [baseline]) == (0.0, 0.0, 0.0)
+
+
+def test_no_bootstrap_over_one_speaker(study):
+    manifest = study / "test.csv"
+    manifest.write_text(re.sub(r"speaker\d", "speaker0", manifest.read_text()))
+    main(study / "study", study / "out", 620, manifest)
+    assert (
+        "has one speaker: no bootstrap over speakers." in (study / "out" / "tables.md").read_text()
+    )
 
 
 def test_speaker_counts_refuse_an_incomplete_run(tmp_path):
