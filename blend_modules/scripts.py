@@ -14,6 +14,7 @@ from blend_modules.alignments import read_alignments
 from blend_modules.brains import EnsembleBrain, StudentBrain, TeacherBrain
 from blend_modules.data import check_manifest, dataio_prepare
 from blend_modules.decoding import HybridWordErrors, WordDecoder, fix_acoustic_scale
+from blend_modules.export import export_model
 from blend_modules.kaldi_export import export_loglikes, write_counts
 from blend_modules.kaldi_graph import write_ctm, write_text
 from blend_modules.losses import check_blend_options
@@ -125,6 +126,17 @@ def evaluate_ensemble(argv: List[str]) -> dict:
     summary = test_and_summarize(brain, datasets, hparams, None, training, members_summary)
     write_summary(hparams, summary)
     return summary
+
+
+def export_trained_model(argv: List[str]) -> Dict[str, Path]:
+    """Export a trained model (best checkpoint, with its input normalisation) to TorchScript and
+    ONNX in ``output_folder/export`` (:mod:`blend_modules.export`), each checked against
+    PyTorch with onnxruntime. Takes the command line the model trained with."""
+    _, hparams, _, _ = load_hparams(argv)
+    hparams["targets"].prepare()  # CTC: the tokenizer, whose units are the outputs
+    model = load_teacher(hparams["output_folder"], hparams["features"], hparams["targets"])
+    folder = Path(hparams["output_folder"]) / "export"
+    return export_model(model, folder, hparams["features"]["n_mels"])
 
 
 def export_for_kaldi(argv: List[str]) -> Path:
