@@ -37,6 +37,7 @@ CONFIG_COLUMNS = [
     "best_epoch",
 ]
 TEACHER, CNN, ENSEMBLE = "blstm", "cnn", "ensemble"
+REMEDY = "remedy_"  # conditions tried when blending does not beat the baselines
 HEADLINE_METRICS = ["valid_frame_acc", "test_frame_acc", "valid_WER", "test_WER"]
 COST_METRICS = ["parameters", "train_time_s", "test_time_s"]
 # test metrics per value of the recipe's test_breakdown column, e.g. test_WER_child
@@ -273,13 +274,17 @@ def bootstrap_table(
 def sweep_points(
     rows: Sequence[Mapping], parameter: str, fixed: Mapping[str, float], metric: str
 ) -> List[Tuple[float, float, float]]:
-    """(value of ``parameter``, mean, sd over seeds of ``metric`` in %) of the student runs
+    """(value of ``parameter``, mean, sd over seeds of ``metric`` in %) of the ``blend*`` runs
     whose other blending settings are ``fixed``, sorted by the value; on the λ axis the
-    hard-label CNN is λ = 1 (its k and T do not matter)."""
+    hard-label CNN is λ = 1 (its k and T do not matter). Remedies are not points."""
     values = {}
     for row in rows:
-        hard_labels_only = parameter == "hard_weight" and row.get("hard_weight") == 1.0
-        matches = hard_labels_only or all(row.get(k) == v for k, v in fixed.items())
+        if row["condition"] == CNN:
+            matches = parameter == "hard_weight"
+        else:
+            matches = row["condition"].startswith("blend") and all(
+                row.get(k) == v for k, v in fixed.items()
+            )
         if parameter in row and metric in row and matches:
             values.setdefault(row[parameter], []).append(percent(row, metric))
     return [(value, *mean_and_sd(points)) for value, points in sorted(values.items())]
@@ -417,6 +422,8 @@ def main(
         ]
     sections += ["## Cost (mean ± sd over seeds)", spread_table(rows, COST_METRICS)]
     pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
+    remedies = [condition for condition in grouped if condition.startswith(REMEDY)]
+    pairs += [(condition, baseline) for condition in remedies for baseline in (CNN, TEACHER)]
     if blend is not None:
         best, settings = blend
         # every blend run with several seeds (the headline's) against both baselines

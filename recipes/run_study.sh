@@ -11,6 +11,8 @@
 # CNN at λ 0.5, k 10, T 1; SEEDS, each student learning from the teacher of its own seed), then
 # at seed 1986: λ ∈ {0, 0.25, 0.75}, k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best λ,
 # T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.study best).
+# Then the remedies for a blend that does not beat the baselines (seed 1986): a stronger teacher
+# (16 epochs instead of 8) and longer student training (16 epochs), at λ 0.5, k 10, T 1.
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
 set -euo pipefail
@@ -40,17 +42,17 @@ run() {  # run SCRIPT YAML CONDITION SEED [--key=value ...]
         --model_name="$condition" --seed="$seed" "$@" > "$study/logs/$condition.$seed.log" 2>&1
 }
 
-blend() {  # blend SEED CONDITION [--key=value ...]: a student of the teacher of its seed
-    local seed=$1 condition=$2
-    shift 2
+blend() {  # blend SEED CONDITION TEACHER [--key=value ...]: a student of the TEACHER condition
+    local seed=$1 condition=$2 teacher=$3
+    shift 3
     run train_blend.py "cnn${suffix}_blend.yaml" "$condition" "$seed" \
-        --teacher_folder="$study/blstm/$seed" "$@"
+        --teacher_folder="$study/$teacher/$seed" "$@"
 }
 
 frame_blend() {  # frame_blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value ...]
     local seed=$1 weight=$2 k=$3 temperature=$4
     shift 4
-    blend "$seed" "blend_l${weight}_k${k}_T${temperature}" \
+    blend "$seed" "blend_l${weight}_k${k}_T${temperature}" blstm \
         --hard_weight="$weight" --top_k="$k" --temperature="$temperature" "$@"
 }
 
@@ -61,7 +63,7 @@ for seed in $seeds; do
         --ensemble_members="[$study/blstm/$seed, $study/cnn/$seed]" "$@"
     if [ "$targets" = ctc ]; then
         for soft_loss in frames nonblank_frames ctc_best_path; do
-            blend "$seed" "blend_$soft_loss" --soft_loss="$soft_loss" "$@"
+            blend "$seed" "blend_$soft_loss" blstm --soft_loss="$soft_loss" "$@"
         done
     else
         frame_blend "$seed" 0.5 10 1.0 "$@"
@@ -83,6 +85,11 @@ if [ "$targets" = frame ]; then
     for temperature in 2.0 4.0; do
         frame_blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
     done
+    # remedies (conditions remedy_*, not candidates for the best blend)
+    run train_teacher.py blstm.yaml remedy_teacher_16ep 1986 --number_of_epochs=16 "$@"
+    blend 1986 remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
+    run train_blend.py cnn.yaml remedy_cnn_16ep 1986 --number_of_epochs=16 "$@"
+    blend 1986 remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
 fi
 $python -m blend_modules.study "$study" "$repo/docs/study/$corpus$suffix" \
     ${num_labels:+--num_labels="$num_labels"} --test_manifest=results/prepared/test.csv
