@@ -21,6 +21,14 @@ from typing import Dict
 
 import numpy as np
 import torch
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    mark_as_transfer,
+    register_checkpoint_hooks,
+)
+
+from blend_modules.frames import num_frames
 
 logger = logging.getLogger(__name__)
 
@@ -117,3 +125,43 @@ def check_exports(
                 f"(tolerance {tolerance:g}); not a faithful export."
             )
         logger.info("%s export matches PyTorch within %.2e.", kind, difference)
+
+
+@register_checkpoint_hooks
+class OnnxEncoder(torch.nn.Module):
+    """Waveforms to per-frame log-probabilities through an exported graph in onnxruntime: the
+    recipe's features, then the graph (normalisation, network, log-softmax). The ``encoder`` of
+    an inference folder's ``hyperparams_onnx.yaml``
+    (:func:`blend_modules.inference.add_onnx_encoder`); its graph is the folder's
+    ``acoustic_model.ckpt``, which SpeechBrain's ``Pretrainer`` hands to :meth:`_load`."""
+
+    def __init__(self, compute_features: torch.nn.Module, hop_samples: int):
+        super().__init__()
+        self.compute_features, self.hop_samples = compute_features, hop_samples
+        self.session = None
+
+    def forward(self, wavs: torch.Tensor, wav_lens: torch.Tensor) -> torch.Tensor:
+        """``[batch, samples]`` waveforms and relative lengths to ``[batch, frames, labels]``."""
+        if self.session is None:
+            raise RuntimeError("No ONNX graph loaded: load the inference folder with from_hparams.")
+        features = self.compute_features(wavs)
+        num_samples = torch.round(wav_lens * wavs.shape[1]).long()
+        inputs = {
+            "features": features.cpu().numpy(),
+            "lengths": num_frames(num_samples, self.hop_samples).cpu().numpy(),
+        }
+        return torch.from_numpy(self.session.run(OUTPUT_NAMES, inputs)[0]).to(wavs.device)
+
+    @mark_as_saver
+    def _save(self, path) -> None:
+        raise NotImplementedError("An OnnxEncoder's graph is written by blend_modules.export.")
+
+    @mark_as_loader
+    def _load(self, path, end_of_epoch: bool = False) -> None:
+        self._transfer(path)
+
+    @mark_as_transfer  # the Pretrainer's hook (before torch's, which would read it as weights)
+    def _transfer(self, path) -> None:
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

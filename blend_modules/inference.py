@@ -42,24 +42,34 @@ encoder: !new:blend_modules.models.FeatureEncoder
 modules:
     encoder: !ref <encoder>
 """
+# the exported graph (normalisation + network + log-softmax, blend_modules.export) in onnxruntime
+ONNX_ENCODER_YAML = """
+audio_normalizer: !new:speechbrain.dataio.preprocess.AudioNormalizer
+    sample_rate: {sample_rate}   # files are resampled to it (the default would be 16 kHz)
+encoder: !new:blend_modules.export.OnnxEncoder
+    compute_features: !ref <features[compute_features]>
+    hop_samples: {hop}
+modules:
+    encoder: !ref <encoder>
+"""
 CTC_YAML = """
 tokenizer: !new:sentencepiece.SentencePieceProcessor
 decoding_function: !name:speechbrain.decoders.ctc_greedy_decode
     blank_id: {blank}
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        model: !ref <architecture[model]>
-        normalizer: !ref <normalize>
-        tokenizer: !ref <tokenizer>
 """
 HYBRID_YAML = """
 decoder: !new:blend_modules.decoding.WordDecoder
-pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
-    loadables:
-        model: !ref <architecture[model]>
-        normalizer: !ref <normalize>
-        decoder: !ref <decoder>
 """
+TORCH_LOADABLES = {"model": "<architecture[model]>", "normalizer": "<normalize>"}
+ONNX_LOADABLES = {"acoustic_model": "<encoder>"}  # acoustic_model.ckpt: the ONNX file
+ONNX_HPARAMS_FILE = "hyperparams_onnx.yaml"
+
+
+def pretrainer_yaml(loadables: Dict[str, str]) -> str:
+    """The ``pretrainer`` that loads each ``<name>.ckpt`` of the folder into its object."""
+    lines = ["pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer", "    loadables:"]
+    lines += [f"        {name}: !ref {reference}" for name, reference in loadables.items()]
+    return "\n".join(lines) + "\n"
 
 
 def write_inference_folder(hparams: Dict, checkpoint, folder) -> Optional[Path]:
@@ -72,23 +82,67 @@ def write_inference_folder(hparams: Dict, checkpoint, folder) -> Optional[Path]:
         return None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    yaml = YAML()
-    saved = yaml.load(Path(hparams["output_folder"], "hyperparams.yaml"))
-    kept = {key: saved[key] for key in ("features", "normalize", "architecture")}
-    text = io.StringIO()
-    yaml.dump(kept, text)
-    hop = hop_samples(hparams["features"])
-    text.write(ENCODER_YAML.format(sample_rate=hparams["features"]["sample_rate"], hop=hop))
     if decoder is not None:
-        text.write(HYBRID_YAML)
         decoder._save(folder / "decoder.ckpt")
     else:
-        text.write(CTC_YAML.format(blank=targets.blank_index))
         shutil.copy(targets.tokenizer_file, folder / "tokenizer.ckpt")
-    (folder / "hyperparams.yaml").write_text(text.getvalue())
+    settings = {
+        "sample_rate": hparams["features"]["sample_rate"],
+        "hop": hop_samples(hparams["features"]),
+    }
+    kept = ("features", "normalize", "architecture")
+    text = saved_hparams(Path(hparams["output_folder"], "hyperparams.yaml"), kept)
+    text += (
+        ENCODER_YAML.format(**settings)
+        + decoding_yaml(targets)
+        + pretrainer_yaml(
+            {**TORCH_LOADABLES, decoding_loadable(targets): f"<{decoding_loadable(targets)}>"}
+        )
+    )
+    (folder / "hyperparams.yaml").write_text(text)
     shutil.copy(Path(checkpoint.path, "model.ckpt"), folder / "model.ckpt")
     shutil.copy(Path(checkpoint.path, "normalizer.ckpt"), folder / "normalizer.ckpt")
     return folder
+
+
+def add_onnx_encoder(folder, onnx_file, features: Dict, targets) -> Path:
+    """Let an inference folder's interface run on an exported ONNX graph: writes
+    ``acoustic_model.ckpt`` (the ONNX file) and ``hyperparams_onnx.yaml``, for
+    ``from_hparams(source=folder, hparams_file="hyperparams_onnx.yaml")``."""
+    folder = Path(folder)
+    shutil.copy(onnx_file, folder / "acoustic_model.ckpt")
+    settings = {"sample_rate": features["sample_rate"], "hop": hop_samples(features)}
+    text = saved_hparams(folder / "hyperparams.yaml", ("features",))
+    text += (
+        ONNX_ENCODER_YAML.format(**settings)
+        + decoding_yaml(targets)
+        + pretrainer_yaml(
+            {**ONNX_LOADABLES, decoding_loadable(targets): f"<{decoding_loadable(targets)}>"}
+        )
+    )
+    (folder / ONNX_HPARAMS_FILE).write_text(text)
+    return folder / ONNX_HPARAMS_FILE
+
+
+def saved_hparams(path: Path, keys) -> str:
+    """The ``keys`` of a saved (resolved) hyperparams file, as YAML text."""
+    yaml = YAML()
+    saved = yaml.load(path)
+    text = io.StringIO()
+    yaml.dump({key: saved[key] for key in keys}, text)
+    return text.getvalue()
+
+
+def decoding_yaml(targets) -> str:
+    """The decoding pieces: the hybrid decoder, or the CTC tokenizer and greedy search."""
+    if getattr(targets, "decoder", None) is not None:
+        return HYBRID_YAML
+    return CTC_YAML.format(blank=targets.blank_index)
+
+
+def decoding_loadable(targets) -> str:
+    """What the pretrainer loads for decoding: ``decoder`` (hybrid) or ``tokenizer`` (CTC)."""
+    return "decoder" if getattr(targets, "decoder", None) is not None else "tokenizer"
 
 
 class HybridASR(Pretrained):

@@ -15,6 +15,7 @@ from blend_modules.brains import EnsembleBrain, StudentBrain, TeacherBrain
 from blend_modules.data import check_manifest, dataio_prepare
 from blend_modules.decoding import HybridWordErrors, WordDecoder, fix_acoustic_scale
 from blend_modules.export import export_model
+from blend_modules.inference import add_onnx_encoder
 from blend_modules.kaldi_export import export_loglikes, write_counts
 from blend_modules.kaldi_graph import write_ctm, write_text
 from blend_modules.losses import check_blend_options
@@ -131,12 +132,20 @@ def evaluate_ensemble(argv: List[str]) -> dict:
 def export_trained_model(argv: List[str]) -> Dict[str, Path]:
     """Export a trained model (best checkpoint, with its input normalisation) to TorchScript and
     ONNX in ``output_folder/export`` (:mod:`blend_modules.export`), each checked against
-    PyTorch with onnxruntime. Takes the command line the model trained with."""
+    PyTorch with onnxruntime; if the run has an inference folder, its interface (``HybridASR``
+    or ``EncoderASR``) gets ``hyperparams_onnx.yaml`` to run on the ONNX graph. Takes the
+    command line the model trained with."""
     _, hparams, _, _ = load_hparams(argv)
     hparams["targets"].prepare()  # CTC: the tokenizer, whose units are the outputs
     model = load_teacher(hparams["output_folder"], hparams["features"], hparams["targets"])
     folder = Path(hparams["output_folder"]) / "export"
-    return export_model(model, folder, hparams["features"]["n_mels"])
+    paths = export_model(model, folder, hparams["features"]["n_mels"])
+    inference_folder = Path(hparams.get("inference_folder", ""))
+    if (inference_folder / "hyperparams.yaml").is_file():  # its interface, on the ONNX graph
+        paths["inference"] = add_onnx_encoder(
+            inference_folder, paths["onnx"], hparams["features"], hparams["targets"]
+        )
+    return paths
 
 
 def export_for_kaldi(argv: List[str]) -> Path:

@@ -226,6 +226,22 @@ def test_ctc_recipe_end_to_end_and_inference(tiny_hparams, tmp_path):
 
     check_inference_folder(student, tmp_path)
 
+    # EncoderASR on the exported ONNX graph transcribes as on PyTorch
+    result = run_recipe("export_model.py", "cnn_ctc_blend.yaml", common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    from speechbrain.inference.ASR import EncoderASR
+
+    on_torch = EncoderASR.from_hparams(
+        source=str(student / "inference"), savedir=str(tmp_path / "t")
+    )
+    on_onnx = EncoderASR.from_hparams(
+        source=str(student / "inference"),
+        hparams_file="hyperparams_onnx.yaml",
+        savedir=str(tmp_path / "o"),
+    )
+    for wav in sorted(Path(tiny_hparams["prepared_folder"], "wav").glob("test_*.wav"))[:3]:
+        assert on_onnx.transcribe_file(str(wav)) == on_torch.transcribe_file(str(wav))
+
 
 def check_inference_folder(run_folder, tmp_path):
     """EncoderASR transcribes a test wav exactly as the trained model decodes it greedily."""

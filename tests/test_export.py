@@ -12,7 +12,7 @@ from conftest import RECIPE, REPO, run_recipe, teacher_overrides
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.processing.features import InputNormalization
 
-from blend_modules.export import export_model
+from blend_modules.export import OnnxEncoder, export_model
 from blend_modules.hparams import load_hparams_file
 from blend_modules.teacher import Teacher
 
@@ -42,7 +42,7 @@ def assert_close_on_real_frames(output, expected, lengths, tolerance=1e-4):
     assert np.abs(output - expected)[real].max() < tolerance
 
 
-def test_trained_teacher_exports_through_its_recipe(trained_teacher):
+def test_trained_teacher_exports_through_its_recipe(trained_teacher, tmp_path):
     result = run_recipe("export_model.py", "blstm.yaml", teacher_overrides(trained_teacher.parent))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((trained_teacher / "summary.json").read_text())
@@ -63,6 +63,19 @@ def test_trained_teacher_exports_through_its_recipe(trained_teacher):
         scripted = torchscript(features, lengths).numpy()
     assert_close_on_real_frames(scripted, expected, lengths)
     assert summary["parameters"] > 0  # the run the export came from is untouched
+
+    # the run's HybridASR on the ONNX graph transcribes as on PyTorch
+    from blend_modules.inference import HybridASR
+
+    inference = trained_teacher / "inference"
+    wavs = sorted((RECIPE / "fsdd" / "recordings").glob("*.wav"))[:3]
+    on_torch = HybridASR.from_hparams(source=str(inference), savedir=str(tmp_path / "torch"))
+    on_onnx = HybridASR.from_hparams(
+        source=str(inference), hparams_file="hyperparams_onnx.yaml", savedir=str(tmp_path / "onnx")
+    )
+    assert isinstance(on_onnx.mods.encoder, OnnxEncoder)
+    for wav in wavs:
+        assert on_onnx.transcribe_file(str(wav)) == on_torch.transcribe_file(str(wav))
 
 
 def fitted_cnn(yaml: str, features, lengths) -> Teacher:
