@@ -204,6 +204,14 @@ def test_ctc_recipe_end_to_end_and_inference(tiny_hparams, tmp_path):
     wer_lines = (student / "wer_test.txt").read_text()
     assert "%WER" in wer_lines and "test_yweweler" in wer_lines
 
+    # the ensemble of the teacher with itself decodes as the teacher
+    overrides = dict(common, model_name="ensemble", ensemble_members=f"[{teacher}, {teacher}]")
+    result = run_recipe("evaluate_ensemble.py", "cnn_ctc_blend.yaml", overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ensemble = json.loads((tmp_path / "ensemble" / "1986" / "summary.json").read_text())
+    alone = json.loads((teacher / "summary.json").read_text())
+    assert ensemble["test_WER"] == alone["test_WER"] and ensemble["test_CER"] == alone["test_CER"]
+
     # the sequence-level remedy: CTC against the teacher's best path
     overrides = dict(common, model_name="cnn_ctc_bestpath", soft_loss="ctc_best_path")
     result = run_recipe("train_blend.py", "cnn_ctc_blend.yaml", overrides)
