@@ -155,17 +155,10 @@ def test_and_summarize(
         if decoder is not None:
             decoder.acoustic_scale = None  # valid is decoded at every scale of the grid
         evaluated = brain.evaluate_test_sets({"valid": datasets["valid"]}, **evaluate_options)
-        if valid_stats is None:
-            valid_stats = evaluated["valid"]
-        else:  # WER, its groups and grid, the scale
-            valid_stats = {
-                **valid_stats,
-                **{
-                    k: v
-                    for k, v in evaluated["valid"].items()
-                    if "WER" in k or k == "acoustic_scale"
-                },
-            }
+        evaluated = evaluated["valid"]
+        if valid_stats is not None:  # training's validation, plus the words it did not decode
+            evaluated = {k: v for k, v in evaluated.items() if "WER" in k or k == "acoustic_scale"}
+        valid_stats = {**(valid_stats or {}), **evaluated}
         if decoder is not None:
             fix_acoustic_scale(decoder, valid_stats)
     start = time.perf_counter()
