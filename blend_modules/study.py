@@ -126,10 +126,18 @@ def spread_table(rows: Sequence[Mapping], metrics: Sequence[str] = HEADLINE_METR
         cells = []
         for metric in metrics:
             values = [value(run, metric) for run in runs.values() if metric in run]
-            style = "{:,.0f} ± {:,.0f}" if metric in COST_METRICS else "{:.2f} ± {:.2f}"
-            cells.append(style.format(*mean_and_sd(values)) if values else "")
+            number = "{:,.0f}" if metric in COST_METRICS else "{:.2f}"
+            cells.append(mean_sd_text(values, number) if values else "")
         lines.append(f"| {condition} | {len(runs)} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def mean_sd_text(values: Sequence[float], number: str) -> str:
+    """``mean ± sd`` in the ``number`` format; the value alone for a single run (no spread)."""
+    if len(values) == 1:
+        return number.format(values[0])
+    mean, sd = mean_and_sd(values)
+    return f"{number.format(mean)} ± {number.replace('+', '').format(sd)}"  # sd: no sign
 
 
 def paired_differences(
@@ -156,10 +164,9 @@ def paired_differences(
                 for s in seeds
             ]
             per_seed = ", ".join(f"{seed}: {gain:+.2f}" for seed, gain in zip(seeds, gains))
-            mean, sd = mean_and_sd(gains)
             lines.append(
                 f"| {condition} − {baseline} | {metric.replace('_', ' ')} | {len(seeds)} | "
-                f"{mean:+.2f} ± {sd:.2f} | {per_seed} |"
+                f"{mean_sd_text(gains, '{:+.2f}')} | {per_seed} |"
             )
     return "\n".join(lines)
 
