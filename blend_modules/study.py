@@ -278,6 +278,22 @@ def bootstrap_table(
     return "\n".join(lines)
 
 
+def sweep_settings(rows: Sequence[Mapping], parameter: str, best: Mapping) -> Dict[str, float]:
+    """The other blending settings of the sweep over ``parameter``: those at which the
+    ``blend*`` runs took the most values of it (the best blend's on a tie), e.g. k was swept at
+    T 1 even if T 2 turned out best afterwards."""
+    others = [k for k in SWEEPS if k != parameter]
+    values = {}
+    for row in rows:
+        if row["condition"].startswith("blend") and all(k in row for k in SWEEPS):
+            values.setdefault(tuple(row[k] for k in others), set()).add(row[parameter])
+    best_fixed = tuple(best.get(k) for k in others)
+    chosen = max(
+        values, key=lambda fixed: (len(values[fixed]), fixed == best_fixed), default=best_fixed
+    )
+    return dict(zip(others, chosen))
+
+
 def sweep_points(
     rows: Sequence[Mapping], parameter: str, fixed: Mapping[str, float], metric: str
 ) -> List[Tuple[float, float, float]]:
@@ -444,7 +460,7 @@ def main(
             if condition in grouped
         }
         for parameter in SWEEPS:
-            fixed = {k: settings[k] for k in SWEEPS if k != parameter and k in settings}
+            fixed = sweep_settings(rows, parameter, settings)
             lines = dict(references)
             full = [  # k = every label: the teacher's whole distribution
                 row

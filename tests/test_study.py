@@ -16,6 +16,7 @@ from blend_modules.study import (
     read_csv,
     speaker_counts,
     sweep_points,
+    sweep_settings,
 )
 
 # the made-up test set: 4 speakers with 2 utterances each of 25 words and 200 frames
@@ -118,6 +119,20 @@ def test_sweep_points_hold_the_other_settings():
         p[0]
         for p in sweep_points(rows, "top_k", {"hard_weight": 0.5, "temperature": 1.0}, "test_WER")
     ] == [3, 10]
+
+
+def test_each_sweep_is_drawn_at_the_settings_it_was_run_at():
+    rows = [
+        {"condition": c, "seed": seed, **settings}
+        for c, (settings, seeds) in CONDITIONS.items()
+        for seed in seeds
+    ]
+    best_afterwards = {"hard_weight": 0.5, "top_k": 10, "temperature": 2.0}  # T swept last
+    assert sweep_settings(rows, "top_k", best_afterwards) == {
+        "hard_weight": 0.5,
+        "temperature": 1.0,
+    }
+    assert sweep_settings(rows, "temperature", best_afterwards) == {"hard_weight": 0.5, "top_k": 10}
 
 
 def test_best_settings_for_the_next_sweep(study):
