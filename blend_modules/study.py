@@ -140,6 +140,13 @@ def mean_sd_text(values: Sequence[float], number: str) -> str:
     return f"{number.format(mean)} ± {number.replace('+', '').format(sd)}"  # sd: no sign
 
 
+def paired_seeds(grouped: Mapping[str, Mapping], pairs: Sequence[Tuple[str, str]]):
+    """(condition, baseline, the seeds both ran) of each pair whose two conditions exist."""
+    for condition, baseline in pairs:
+        if condition in grouped and baseline in grouped:
+            yield condition, baseline, sorted(set(grouped[condition]) & set(grouped[baseline]))
+
+
 def paired_differences(
     rows: Sequence[Mapping],
     pairs: Sequence[Tuple[str, str]],
@@ -152,10 +159,7 @@ def paired_differences(
         "| comparison | metric | seeds | difference (points) | per seed |",
         "|---|---|---|---|---|",
     ]
-    for condition, baseline in pairs:
-        if condition not in grouped or baseline not in grouped:
-            continue
-        seeds = sorted(set(grouped[condition]) & set(grouped[baseline]))
+    for condition, baseline, seeds in paired_seeds(grouped, pairs):
         for metric in metrics:
             if not all(metric in grouped[c][s] for c in (condition, baseline) for s in seeds):
                 continue
@@ -251,10 +255,7 @@ def bootstrap_table(
         "| comparison | metric | seeds | difference (points) | 95% interval |",
         "|---|---|---|---|---|",
     ]
-    for condition, baseline in pairs:
-        if condition not in grouped or baseline not in grouped:
-            continue
-        seeds = sorted(set(grouped[condition]) & set(grouped[baseline]))
+    for condition, baseline, seeds in paired_seeds(grouped, pairs):
         files = {
             name: [Path(study_folder, name, str(seed), UTTERANCE_SCORES) for seed in seeds]
             for name in (condition, baseline)
