@@ -59,6 +59,13 @@ PAIRS = {
         620,
         "recipes/SpeechOcean762/Blend/results/prepared/test.csv",
     ),
+    # the student at about a fifth of vgg_medium's FLOPs that the study trains (small_*)
+    "speechocean762_narrow": (
+        "blstm_medium",
+        "vgg_narrow",
+        620,
+        "recipes/SpeechOcean762/Blend/results/prepared/test.csv",
+    ),
     "paper": (
         "blstm_paper",
         "vgg_paper",

@@ -67,7 +67,16 @@ def _check_types(defaults, overrides, hparams_file, prefix: str) -> None:
         if key not in defaults:
             continue  # hyperpyyaml refuses an override of a key the YAML lacks, naming it
         default = defaults[key]
-        if getattr(default, "tag", None) is not None and getattr(default.tag, "value", None):
+        if _tag(value) and _tag(value) != _tag(default):
+            # hyperpyyaml would merge the value's keys into the node and keep the YAML's tag:
+            # e.g. an !include of another file would silently build the YAML's own model
+            raise ValueError(
+                f"--{name}: a {_tag(value)} value cannot replace {name} "
+                f"({_tag(default) or 'a plain value'}) in {hparams_file} from the command line; "
+                "edit the YAML, or override the keys inside it (e.g. "
+                f'--{name}="{{model: {{channels: [...]}}}}").'
+            )
+        if _tag(default):
             continue  # computed by the YAML
         if isinstance(default, dict) and isinstance(value, dict):
             _check_types(default, value, hparams_file, prefix=f"{name}.")
@@ -76,6 +85,29 @@ def _check_types(defaults, overrides, hparams_file, prefix: str) -> None:
                 f"--{name}={value!r}: {name} is {_kind(default)} in {hparams_file} "
                 f"({default!r}), not {_kind(value)}."
             )
+
+
+def _tag(node) -> str:
+    """The YAML tag of a node (e.g. ``!include:...``, ``!new:...``), or ``""``."""
+    tag = getattr(node, "tag", None)
+    return (getattr(tag, "value", None) or "") if tag is not None else ""
+
+
+def model_override(model_yaml: Union[str, Path]) -> str:
+    """The ``--architecture`` override that makes a recipe whose ``architecture`` includes a
+    shared model YAML build the model of ``model_yaml`` instead (a model of the same class):
+    ``{model: {...}}`` with ``model_yaml``'s arguments but the recipe's features and labels.
+
+        python train_blend.py hparams/cnn.yaml --architecture="$(python -m blend_modules.hparams
+            ../../../hparams/models/vgg_narrow.yaml)"
+    """
+    yaml = ruamel.yaml.YAML()
+    model = yaml.load(Path(model_yaml).read_text(encoding="utf-8"))["model"]
+    arguments = {key: value for key, value in model.items() if not _tag(value)}
+    stream = io.StringIO()
+    yaml.default_flow_style, yaml.width = True, 4096  # one line, for a command line
+    yaml.dump({"model": arguments}, stream)
+    return stream.getvalue().strip()
 
 
 def _kind(value) -> str:
@@ -100,3 +132,9 @@ def _same_kind(default, value) -> bool:
     if isinstance(default, float) and not isinstance(default, bool):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     return _kind(default) == _kind(value)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(model_override(sys.argv[1]))

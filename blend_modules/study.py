@@ -38,6 +38,7 @@ CONFIG_COLUMNS = [
 ]
 TEACHER, CNN, ENSEMBLE = "blstm", "cnn", "ensemble"
 REMEDY = "remedy_"  # conditions tried when blending does not beat the baselines
+SMALL_CNN, SMALL_BLEND = "small_cnn", "small_blend"  # a student of a fraction of the FLOPs
 HEADLINE_METRICS = ["valid_frame_acc", "test_frame_acc", "valid_WER", "test_WER"]
 COST_METRICS = ["parameters", "train_time_s", "test_time_s"]
 # test metrics per value of the recipe's test_breakdown column, e.g. test_WER_child
@@ -427,7 +428,9 @@ def main(
     """Write ``runs.csv``, ``tables.md`` and the plots of a study's runs into
     ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
     ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
-    ``recipes/run_study.sh``); the best blend is chosen on valid (:func:`best_blend`), and
+    ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN) and
+    ``small_cnn`` / ``small_blend`` (a smaller student on hard labels and blended, paired with
+    the teacher and with each other); the best blend is chosen on valid (:func:`best_blend`), and
     the sweeps are drawn through it, with the teacher, the CNN, the ensemble and (k) the full
     distribution as reference lines. With the ``test_manifest`` (its ``spk_id``), the paired
     differences also get a bootstrap over test speakers. Returns the written files by role."""
@@ -448,6 +451,8 @@ def main(
     pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
     remedies = [condition for condition in grouped if condition.startswith(REMEDY)]
     pairs += [(condition, baseline) for condition in remedies for baseline in (CNN, TEACHER)]
+    small = [(SMALL_CNN, TEACHER), (SMALL_BLEND, TEACHER), (SMALL_BLEND, SMALL_CNN)]
+    pairs += [pair for pair in small if all(condition in grouped for condition in pair)]
     if blend is not None:
         best, settings = blend
         # every blend run with several seeds (the headline's) against both baselines

@@ -9,9 +9,10 @@
 # docs/study/<corpus>[_ctc]/ (python -m blend_modules.study).
 # Frame targets: the headline (teacher, CNN, their posteriors averaged (the ensemble), blended
 # CNN at λ 0.5, k 10, T 1; SEEDS, each student learning from the teacher of its own seed), then
-# at seed 1986: λ ∈ {0, 0.25, 0.75}, k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best λ,
-# T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.study best).
-# Then the remedies for a blend that does not beat the baselines (seed 1986): a stronger teacher
+# at seed 1986: λ ∈ {0, 0.25, 0.75}; a student of about a fifth of the teacher's FLOPs
+# (small_cnn, small_blend at the best λ); k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best
+# λ; T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.study best). Then
+# the remedies for a blend that does not beat the baselines (seed 1986): a stronger teacher
 # (16 epochs instead of 8) and longer student training (16 epochs), at λ 0.5, k 10, T 1.
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
@@ -73,6 +74,13 @@ if [ "$targets" = frame ]; then
     for weight in 0.0 0.25 0.75; do
         frame_blend 1986 "$weight" 10 1.0 "$@"
     done
+    # a student of about a fifth of the teacher's FLOPs (hparams/models/vgg_narrow.yaml), on hard
+    # labels and blended at the best λ: does blending bring it to the teacher (issue 14)?
+    narrow=$($python -m blend_modules.hparams "$repo/hparams/models/vgg_narrow.yaml")
+    run train_blend.py cnn.yaml small_cnn 1986 --architecture="$narrow" "$@"
+    read -r weight k temperature < <($python -m blend_modules.study best "$study")
+    blend 1986 small_blend blstm --architecture="$narrow" --hard_weight="$weight" --top_k="$k" \
+        --temperature="$temperature" "$@"
     # k, log-spaced from 1 to every label, at the best λ; one store of the teacher's top
     # NUM_LABELS serves them all (the full distribution included)
     read -r weight _ _ < <($python -m blend_modules.study best "$study")

@@ -125,6 +125,31 @@ def test_masked_batch_norm_without_padding_is_batch_norm():
     )
 
 
+@pytest.mark.parametrize("path", [p for p in MODELS if "vgg" in p.stem], ids=lambda p: p.stem)
+def test_folded_batch_norm_gives_the_same_outputs(path):
+    """Batch norm folded into the convolutions (after training has moved its statistics away
+    from 0 and 1): the same outputs on a padded batch, and the trained model untouched."""
+    from blend_modules.models import FoldedBatchNorm, fold_batch_norm
+
+    torch.manual_seed(0)
+    model = without_dropout(load_model(path))
+    for _ in range(3):  # running statistics and affine parameters away from their initial values
+        model(3 * torch.randn(4, 60, 40) + 1, torch.tensor([1.0, 0.8, 0.5, 0.3]))
+    with torch.no_grad():
+        for norm in model.norms:
+            norm.weight.uniform_(0.5, 2)
+            norm.bias.uniform_(-1, 1)
+    model.eval()
+    weights = [conv.weight.clone() for conv in model.convs]
+    batch, lengths = padded_batch([torch.randn(n, 40) for n in (70, 33)], extra_frames=5)
+    folded = fold_batch_norm(model)
+    with torch.no_grad():
+        assert torch.allclose(folded(batch, lengths), model(batch, lengths), atol=1e-4)
+    assert all(isinstance(norm, FoldedBatchNorm) for norm in folded.norms)
+    assert not any(isinstance(norm, FoldedBatchNorm) for norm in model.norms)
+    assert all(torch.equal(conv.weight, w) for conv, w in zip(model.convs, weights))
+
+
 class FrameLinear(torch.nn.Module):
     """A member with the teacher's interface: unnormalised features and frame counts."""
 
