@@ -37,6 +37,10 @@ CONDITIONS = {
     ),
     "blend_l0.5_k3_T1": ({"hard_weight": 0.5, "top_k": 3, "temperature": 1.0}, {1: (36.0, 25.0)}),
     "blend_l0.5_k10_T2": ({"hard_weight": 0.5, "top_k": 10, "temperature": 2.0}, {1: (37.0, 26.0)}),
+    # a smaller student, on hard labels and blended: compared with the teacher and each other,
+    # not candidates for the best blend
+    "small_cnn": ({"hard_weight": 1.0}, {1: (40.0, 44.0)}),
+    "small_blend": ({"hard_weight": 0.0, "top_k": 10, "temperature": 1.0}, {1: (19.0, 38.0)}),
     # a remedy (e.g. a stronger teacher): best on valid, but not a candidate for the best blend
     "remedy_blend_teacher_16ep": (
         {"hard_weight": 0.5, "top_k": 10, "temperature": 1.0},
@@ -95,6 +99,10 @@ def test_study_outputs(study):
     assert "| ensemble − blstm | valid WER | 2 | -2.00 ± 0.00 | 1: -1.00, 2: -3.00 |" not in tables
     assert "| ensemble − blstm | valid WER | 2 | -2.00 ± 1.41 | 1: -1.00, 2: -3.00 |" in tables
     assert "| remedy_blend_teacher_16ep − cnn | test WER | 1 | -9.00 | 1: -9.00 |" in tables
+    assert "| small_blend − small_cnn | test WER | 1 | -6.00 | 1: -6.00 |" in tables
+    assert "| small_blend − blstm | test WER | 1 | +6.00 | 1: +6.00 |" in tables
+    assert "| small_cnn − blstm | valid WER | 1 | +10.00 | 1: +10.00 |" in tables
+    assert "small_blend − cnn" not in tables
     # every speaker at the same rates: the interval is the difference itself
     assert "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 | [+9.00, +9.00] |" in tables
     assert "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] |" in tables
