@@ -21,7 +21,6 @@ difference of each variant's output from eager's is checked (< 1e-4) before it i
 table and writes the JSON. Run it on an idle machine.
 """
 
-import argparse
 import copy
 import json
 import time
@@ -33,6 +32,7 @@ from student_speed import (
     BATCH,
     NUM_FEATURES,
     PAIRS,
+    arguments,
     build,
     flops_per_frame,
     frames_per_second,
@@ -145,12 +145,7 @@ def table(results: Dict) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--utterances", type=int, default=48, help="lengths drawn per pair")
-    parser.add_argument("--json", default="benchmarks/results/cnn_speedups.json")
-    args = parser.parse_args()
+    args = arguments(__doc__.split("\n\n")[0], "benchmarks/results/cnn_speedups.json")
     results = {"threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops(), "pairs": {}}
     for pair in args.pairs:
         results["pairs"][pair] = benchmark_student(pair, args.rounds, args.utterances)

@@ -316,13 +316,18 @@ def table(results: Dict) -> str:
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(description: str, default_json: str) -> argparse.Namespace:
+    """The command line of a benchmark over ``PAIRS``: pairs, rounds, lengths drawn, JSON."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--utterances", type=int, default=48, help="lengths drawn per pair")
-    parser.add_argument("--json", default="benchmarks/results/student_speed.json")
-    args = parser.parse_args()
+    parser.add_argument("--json", default=default_json)
+    return parser.parse_args()
+
+
+def main():
+    args = arguments(__doc__.split("\n\n")[0], "benchmarks/results/student_speed.json")
     results = {"threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops(), "pairs": {}}
     with tempfile.TemporaryDirectory() as workdir:
         for pair in args.pairs:
