@@ -14,7 +14,7 @@ from speechbrain.utils.checkpoints import (
     mark_as_saver,
     register_checkpoint_hooks,
 )
-from speechbrain.utils.distributed import if_main_process
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,11 @@ class CompleteCheckpointer(Checkpointer):
         checkpoint = super().save_checkpoint(*args, **kwargs)
         if if_main_process():
             (checkpoint.path / COMPLETE_MARKER).touch()
+        # Under DDP every process must then list the same checkpoints: SpeechBrain's
+        # save_and_keep_only has each process choose the checkpoints to delete, and deletes each
+        # with a collective call; a process that saw the new checkpoint before its marker
+        # issued one call fewer, and the processes hung or aborted (seen in 1 of 4 test runs).
+        ddp_barrier()
         return checkpoint
 
     def list_checkpoints(self):
