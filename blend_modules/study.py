@@ -467,6 +467,14 @@ def main(
         }
         for parameter in SWEEPS:
             fixed = sweep_settings(rows, parameter, settings)
+            swept = {
+                row.get(parameter)
+                for row in rows
+                if row["condition"].startswith("blend")
+                and all(row.get(k) == v for k, v in fixed.items())
+            }
+            if len(swept) < 2:  # not swept (the CTC study's blends differ in their soft term)
+                continue
             lines = dict(references)
             full = [  # k = every label: the teacher's whole distribution
                 row
@@ -493,7 +501,10 @@ def main(
             path = Path(study_folder) / condition / str(first_seed) / "summary.json"
             curves[f"{condition} (seed {first_seed})"] = json.loads(path.read_text())
     if curves:
-        plot_learning_curves(curves, "frame_acc", output / "learning_curves.png")
+        # frame targets report frame accuracy each epoch; CTC targets only WER and CER
+        frame_targets = all("frame_acc" in c["history"][0]["valid"] for c in curves.values())
+        metric = "frame_acc" if frame_targets else "WER"
+        plot_learning_curves(curves, metric, output / "learning_curves.png")
         written["learning_curves"] = str(output / "learning_curves.png")
     return written
 

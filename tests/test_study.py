@@ -5,6 +5,7 @@ over test speakers."""
 import csv
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -109,6 +110,20 @@ def test_study_outputs(study):
     assert "Bootstrap over the 4 test speakers" in tables
     for name in ("sweep_hard_weight", "sweep_top_k", "sweep_temperature", "learning_curves"):
         assert open(written[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ctc_study_outputs(study):
+    """CTC runs log WER, not frame accuracy, per epoch: the learning curves are of WER."""
+    for path in (study / "study").glob("*/*/summary.json"):
+        summary = json.loads(path.read_text())
+        for epoch in summary["history"]:
+            epoch["valid"] = {"WER": 100 - 10 * epoch["epoch"], "CER": 50.0}
+        path.write_text(json.dumps(summary))
+    for condition in ("blend_l0.25_k10_T1", "blend_l0.5_k3_T1", "blend_l0.5_k10_T2"):
+        shutil.rmtree(study / "study" / condition)  # the blends differ in their soft term only
+    written = main(study / "study", study / "out", test_manifest=study / "test.csv")
+    assert open(written["learning_curves"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert not any(name.startswith("sweep") for name in written)  # nothing was swept
 
 
 def test_sweep_points_hold_the_other_settings():
