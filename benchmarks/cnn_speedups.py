@@ -25,7 +25,7 @@ import copy
 import json
 import time
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, Tuple
 
 import torch
 from student_speed import (
@@ -47,8 +47,9 @@ from blend_modules.models import fold_batch_norm
 TOLERANCE = 1e-4
 
 
-def variants(model: torch.nn.Module, example) -> Dict[str, Callable]:
-    """Each variant as a ``run(features, frame counts)``, checked against eager on ``example``."""
+def variants(model: torch.nn.Module, example) -> Tuple[Dict[str, Callable], float]:
+    """Each variant as a ``run(features, frame counts)``, checked against eager on ``example``,
+    and the seconds ``torch.compile`` took (its first call included)."""
     model = model.eval()
     folded = fold_batch_norm(model)
     channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)

@@ -280,19 +280,22 @@ def bootstrap_table(
     return "\n".join(lines)
 
 
-def sweep_settings(rows: Sequence[Mapping], parameter: str, best: Mapping) -> Dict[str, float]:
+def sweep_settings(
+    rows: Sequence[Mapping], parameter: str, best: Mapping
+) -> Optional[Dict[str, float]]:
     """The other blending settings of the sweep over ``parameter``: those at which the
     ``blend*`` runs took the most values of it (the best blend's on a tie), e.g. k was swept at
-    T 1 even if T 2 turned out best afterwards."""
+    T 1 even if T 2 turned out best afterwards. None if it took fewer than two values at any
+    settings: it was not swept (e.g. the CTC study's blends differ in their soft term only)."""
     others = [k for k in SWEEPS if k != parameter]
     values = {}
     for row in rows:
         if row["condition"].startswith("blend") and all(k in row for k in SWEEPS):
             values.setdefault(tuple(row[k] for k in others), set()).add(row[parameter])
     best_fixed = tuple(best.get(k) for k in others)
-    chosen = max(
-        values, key=lambda fixed: (len(values[fixed]), fixed == best_fixed), default=best_fixed
-    )
+    chosen = max(values, key=lambda fixed: (len(values[fixed]), fixed == best_fixed), default=None)
+    if chosen is None or len(values[chosen]) < 2:
+        return None
     return dict(zip(others, chosen))
 
 
@@ -467,13 +470,7 @@ def main(
         }
         for parameter in SWEEPS:
             fixed = sweep_settings(rows, parameter, settings)
-            swept = {
-                row.get(parameter)
-                for row in rows
-                if row["condition"].startswith("blend")
-                and all(row.get(k) == v for k, v in fixed.items())
-            }
-            if len(swept) < 2:  # not swept (the CTC study's blends differ in their soft term)
+            if fixed is None:
                 continue
             lines = dict(references)
             full = [  # k = every label: the teacher's whole distribution

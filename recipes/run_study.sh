@@ -76,14 +76,14 @@ if [ "$targets" = frame ]; then
     done
     # a student of about a fifth of the teacher's FLOPs (hparams/models/vgg_narrow.yaml), on hard
     # labels and blended at the best λ: does blending bring it to the teacher (issue 14)?
+    read -r weight k temperature < <($python -m blend_modules.study best "$study")
     narrow=$($python -m blend_modules.hparams "$repo/hparams/models/vgg_narrow.yaml")
     run train_blend.py cnn.yaml small_cnn 1986 --architecture="$narrow" "$@"
-    read -r weight k temperature < <($python -m blend_modules.study best "$study")
     blend 1986 small_blend blstm --architecture="$narrow" --hard_weight="$weight" --top_k="$k" \
         --temperature="$temperature" "$@"
-    # k, log-spaced from 1 to every label, at the best λ; one store of the teacher's top
-    # NUM_LABELS serves them all (the full distribution included)
-    read -r weight _ _ < <($python -m blend_modules.study best "$study")
+    # k, log-spaced from 1 to every label, at the best λ (small_* are not candidates, so still
+    # the one read above); one store of the teacher's top NUM_LABELS serves them all (the full
+    # distribution included)
     ks=$(printf '%s\n' 1 3 $(( (num_labels + 99) / 100 )) 30 100 "$num_labels" | awk -v n="$num_labels" '$1 <= n' | sort -nu)
     for k in $ks; do
         frame_blend 1986 "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"

@@ -156,6 +156,8 @@ def test_each_sweep_is_drawn_at_the_settings_it_was_run_at():
         "temperature": 1.0,
     }
     assert sweep_settings(rows, "temperature", best_afterwards) == {"hard_weight": 0.5, "top_k": 10}
+    headline_only = [row for row in rows if row["condition"] == "blend_l0.5_k10_T1"]
+    assert sweep_settings(headline_only, "top_k", best_afterwards) is None  # one value: no sweep
 
 
 def test_best_settings_for_the_next_sweep(study):
