@@ -431,7 +431,8 @@ def main(
     """Write ``runs.csv``, ``tables.md`` and the plots of a study's runs into
     ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
     ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
-    ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN) and
+    ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN, and the
+    remedy blends with the remedies that are not blends, e.g. a longer-trained teacher) and
     ``small_cnn`` / ``small_blend`` (a smaller student on hard labels and blended, paired with
     the teacher and with each other); the best blend is chosen on valid (:func:`best_blend`), and
     the sweeps are drawn through it, with the teacher, the CNN, the ensemble and (k) the full
@@ -452,8 +453,14 @@ def main(
         ]
     sections += ["## Cost (mean ± sd over seeds)", spread_table(rows, COST_METRICS)]
     pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
-    remedies = [condition for condition in grouped if condition.startswith(REMEDY)]
+    remedies = sorted(condition for condition in grouped if condition.startswith(REMEDY))
     pairs += [(condition, baseline) for condition in remedies for baseline in (CNN, TEACHER)]
+    # a remedy blend must also beat the remedies' own baselines (e.g. a teacher and a CNN trained
+    # as long as it), and the longer-trained CNN is compared with the longer-trained teacher:
+    # remedy_blend* < remedy_cnn* < remedy_teacher*, so "condition < baseline" takes each pair
+    # once, in the direction of the headline's (blend − CNN, CNN − teacher)
+    remedy_baselines = [condition for condition in remedies if "blend" not in condition]
+    pairs += [(c, b) for c in remedies for b in remedy_baselines if c < b]
     small = [(SMALL_CNN, TEACHER), (SMALL_BLEND, TEACHER), (SMALL_BLEND, SMALL_CNN)]
     pairs += [pair for pair in small if all(condition in grouped for condition in pair)]
     if blend is not None:

@@ -12,7 +12,7 @@
 # at seed 1986: λ ∈ {0, 0.25, 0.75}; a student of about a fifth of the teacher's FLOPs
 # (small_cnn, small_blend at the best λ); k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best
 # λ; T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.study best). Then
-# the remedies for a blend that does not beat the baselines (seed 1986): a stronger teacher
+# the remedies for a blend that does not beat the baselines (SEEDS): a stronger teacher
 # (16 epochs instead of 8) and longer student training (16 epochs), at λ 0.5, k 10, T 1.
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
@@ -93,11 +93,14 @@ if [ "$targets" = frame ]; then
     for temperature in 2.0 4.0; do
         frame_blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
     done
-    # remedies (conditions remedy_*, not candidates for the best blend)
-    run train_teacher.py blstm.yaml remedy_teacher_16ep 1986 --number_of_epochs=16 "$@"
-    blend 1986 remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
-    run train_blend.py cnn.yaml remedy_cnn_16ep 1986 --number_of_epochs=16 "$@"
-    blend 1986 remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
+    # remedies (conditions remedy_*, not candidates for the best blend), every seed: a teacher,
+    # a CNN and a blended CNN all trained twice as long, then the 8-epoch student of that teacher
+    for seed in $seeds; do
+        run train_teacher.py blstm.yaml remedy_teacher_16ep "$seed" --number_of_epochs=16 "$@"
+        run train_blend.py cnn.yaml remedy_cnn_16ep "$seed" --number_of_epochs=16 "$@"
+        blend "$seed" remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
+        blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
+    done
 fi
 $python -m blend_modules.study "$study" "$repo/docs/study/$corpus$suffix" \
     ${num_labels:+--num_labels="$num_labels"} --test_manifest=results/prepared/test.csv

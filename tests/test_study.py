@@ -47,6 +47,9 @@ CONDITIONS = {
         {"hard_weight": 0.5, "top_k": 10, "temperature": 1.0},
         {1: (20.0, 21.0)},
     ),
+    # the remedies' own baselines: a teacher and a CNN trained longer
+    "remedy_teacher_16ep": ({}, {1: (25.0, 27.0)}),
+    "remedy_cnn_16ep": ({"hard_weight": 1.0}, {1: (26.0, 24.0)}),
 }
 
 
@@ -104,6 +107,10 @@ def test_study_outputs(study):
     assert "| small_blend − blstm | test WER | 1 | +6.00 | 1: +6.00 |" in tables
     assert "| small_cnn − blstm | valid WER | 1 | +10.00 | 1: +10.00 |" in tables
     assert "small_blend − cnn" not in tables
+    assert "| remedy_blend_teacher_16ep − remedy_teacher_16ep | test WER | 1 | -6.00 |" in tables
+    assert "| remedy_blend_teacher_16ep − remedy_cnn_16ep | test WER | 1 | -3.00 |" in tables
+    assert "| remedy_cnn_16ep − remedy_teacher_16ep | test WER | 1 | -3.00 |" in tables
+    assert "remedy_teacher_16ep − remedy_cnn_16ep" not in tables
     # every speaker at the same rates: the interval is the difference itself
     assert "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 | [+9.00, +9.00] |" in tables
     assert "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] |" in tables
