@@ -455,10 +455,10 @@ def main(
     pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
     remedies = sorted(condition for condition in grouped if condition.startswith(REMEDY))
     pairs += [(condition, baseline) for condition in remedies for baseline in (CNN, TEACHER)]
-    # a remedy blend must also beat the remedies' own baselines (e.g. a teacher and a CNN trained
-    # as long as it), and the longer-trained CNN is compared with the longer-trained teacher:
-    # remedy_blend* < remedy_cnn* < remedy_teacher*, so "condition < baseline" takes each pair
-    # once, in the direction of the headline's (blend − CNN, CNN − teacher)
+    # a remedy blend must also beat the remedies' own baselines (e.g. a teacher, a CNN and their
+    # ensemble trained as long as it), and those are compared with each other: remedy_blend* <
+    # remedy_cnn* < remedy_ensemble* < remedy_teacher*, so "condition < baseline" takes each
+    # pair once (blend − CNN, CNN − teacher, ensemble − teacher, CNN − ensemble)
     remedy_baselines = [condition for condition in remedies if "blend" not in condition]
     pairs += [(c, b) for c in remedies for b in remedy_baselines if c < b]
     small = [(SMALL_CNN, TEACHER), (SMALL_BLEND, TEACHER), (SMALL_BLEND, SMALL_CNN)]

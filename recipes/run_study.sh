@@ -13,7 +13,8 @@
 # (small_cnn, small_blend at the best λ); k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best
 # λ; T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.study best). Then
 # the remedies for a blend that does not beat the baselines (SEEDS): a stronger teacher
-# (16 epochs instead of 8) and longer student training (16 epochs), at λ 0.5, k 10, T 1.
+# (16 epochs instead of 8) and longer student training (16 epochs), at λ 0.5, k 10, T 1, with
+# the 16-epoch teacher's and CNN's ensemble as the baseline to beat.
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
 set -euo pipefail
@@ -94,12 +95,15 @@ if [ "$targets" = frame ]; then
         frame_blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
     done
     # remedies (conditions remedy_*, not candidates for the best blend), every seed: a teacher,
-    # a CNN and a blended CNN all trained twice as long, then the 8-epoch student of that teacher
+    # a CNN, their ensemble and a blended CNN all trained twice as long, then the 8-epoch
+    # student of that teacher
     for seed in $seeds; do
         run train_teacher.py blstm.yaml remedy_teacher_16ep "$seed" --number_of_epochs=16 "$@"
         run train_blend.py cnn.yaml remedy_cnn_16ep "$seed" --number_of_epochs=16 "$@"
         blend "$seed" remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
         blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
+        run evaluate_ensemble.py cnn_blend.yaml remedy_ensemble_16ep "$seed" \
+            --ensemble_members="[$study/remedy_teacher_16ep/$seed, $study/remedy_cnn_16ep/$seed]" "$@"
     done
 fi
 $python -m blend_modules.study "$study" "$repo/docs/study/$corpus$suffix" \

@@ -50,6 +50,7 @@ CONDITIONS = {
     # the remedies' own baselines: a teacher and a CNN trained longer
     "remedy_teacher_16ep": ({}, {1: (25.0, 27.0)}),
     "remedy_cnn_16ep": ({"hard_weight": 1.0}, {1: (26.0, 24.0)}),
+    "remedy_ensemble_16ep": ({}, {1: (22.0, 23.0)}),
 }
 
 
@@ -111,6 +112,8 @@ def test_study_outputs(study):
     assert "| remedy_blend_teacher_16ep − remedy_cnn_16ep | test WER | 1 | -3.00 |" in tables
     assert "| remedy_cnn_16ep − remedy_teacher_16ep | test WER | 1 | -3.00 |" in tables
     assert "remedy_teacher_16ep − remedy_cnn_16ep" not in tables
+    assert "| remedy_blend_teacher_16ep − remedy_ensemble_16ep | test WER | 1 | -2.00 |" in tables
+    assert "| remedy_ensemble_16ep − remedy_teacher_16ep | test WER | 1 | -4.00 |" in tables
     # every speaker at the same rates: the interval is the difference itself
     assert "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 | [+9.00, +9.00] |" in tables
     assert "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] |" in tables
