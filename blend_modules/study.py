@@ -431,8 +431,8 @@ def main(
     """Write ``runs.csv``, ``tables.md`` and the plots of a study's runs into
     ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
     ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
-    ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN, and the
-    remedy blends with the remedies that are not blends, e.g. a longer-trained teacher) and
+    ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN, and with the
+    remedies that are not blends, e.g. a longer-trained teacher, CNN and ensemble) and
     ``small_cnn`` / ``small_blend`` (a smaller student on hard labels and blended, paired with
     the teacher and with each other); the best blend is chosen on valid (:func:`best_blend`), and
     the sweeps are drawn through it, with the teacher, the CNN, the ensemble and (k) the full

@@ -47,7 +47,7 @@ CONDITIONS = {
         {"hard_weight": 0.5, "top_k": 10, "temperature": 1.0},
         {1: (20.0, 21.0)},
     ),
-    # the remedies' own baselines: a teacher and a CNN trained longer
+    # the remedies' own baselines: a teacher, a CNN and their ensemble trained longer
     "remedy_teacher_16ep": ({}, {1: (25.0, 27.0)}),
     "remedy_cnn_16ep": ({"hard_weight": 1.0}, {1: (26.0, 24.0)}),
     "remedy_ensemble_16ep": ({}, {1: (22.0, 23.0)}),
