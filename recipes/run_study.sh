@@ -51,6 +51,13 @@ blend() {  # blend SEED CONDITION TEACHER [--key=value ...]: a student of the TE
         --teacher_folder="$study/$teacher/$seed" "$@"
 }
 
+ensemble() {  # ensemble SEED CONDITION TEACHER CNN [--key=value ...]: their posteriors averaged
+    local seed=$1 condition=$2 teacher=$3 cnn=$4
+    shift 4
+    run evaluate_ensemble.py "cnn${suffix}_blend.yaml" "$condition" "$seed" \
+        --ensemble_members="[$study/$teacher/$seed, $study/$cnn/$seed]" "$@"
+}
+
 frame_blend() {  # frame_blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value ...]
     local seed=$1 weight=$2 k=$3 temperature=$4
     shift 4
@@ -61,8 +68,7 @@ frame_blend() {  # frame_blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value .
 for seed in $seeds; do
     run train_teacher.py "blstm$suffix.yaml" blstm "$seed" "$@"
     run train_blend.py "cnn$suffix.yaml" cnn "$seed" "$@"
-    run evaluate_ensemble.py "cnn${suffix}_blend.yaml" ensemble "$seed" \
-        --ensemble_members="[$study/blstm/$seed, $study/cnn/$seed]" "$@"
+    ensemble "$seed" ensemble blstm cnn "$@"
     if [ "$targets" = ctc ]; then
         for soft_loss in frames nonblank_frames ctc_best_path; do
             blend "$seed" "blend_$soft_loss" blstm --soft_loss="$soft_loss" "$@"
@@ -102,8 +108,7 @@ if [ "$targets" = frame ]; then
         run train_blend.py cnn.yaml remedy_cnn_16ep "$seed" --number_of_epochs=16 "$@"
         blend "$seed" remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
         blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
-        run evaluate_ensemble.py cnn_blend.yaml remedy_ensemble_16ep "$seed" \
-            --ensemble_members="[$study/remedy_teacher_16ep/$seed, $study/remedy_cnn_16ep/$seed]" "$@"
+        ensemble "$seed" remedy_ensemble_16ep remedy_teacher_16ep remedy_cnn_16ep "$@"
     done
 fi
 $python -m blend_modules.study "$study" "$repo/docs/study/$corpus$suffix" \
