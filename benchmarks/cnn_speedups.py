@@ -7,7 +7,7 @@ PyTorch, the variants interleaved, on the same lengths and the same machine:
 
 - ``eager``: the model as trained, in eval mode (the baseline);
 - ``folded_bn``: batch norm folded into the convolution before it
-  (:func:`blend_modules.models.fold_batch_norm`), one pass over each map fewer;
+  (:func:`blend_modules.models.vgg.fold_batch_norm`), one pass over each map fewer;
 - ``channels_last``: weights and maps in channels-last memory format;
 - ``folded_channels_last``: both;
 - ``compiled``: ``torch.compile`` (inductor, dynamic shapes) of the folded model; its compile
@@ -42,7 +42,7 @@ from student_speed import (
     utterance_frames,
 )
 
-from blend_modules.models import fold_batch_norm
+from blend_modules.models.vgg import fold_batch_norm
 
 TOLERANCE = 1e-4
 

@@ -22,7 +22,7 @@ import torch
 from speechbrain.nnet.linear import Linear
 from speechbrain.nnet.RNN import LSTM
 
-from blend_modules.hparams import load_hparams_file
+from blend_modules.data.hparams import load_hparams_file
 
 MODELS = Path(__file__).resolve().parents[1] / "hparams" / "models"
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from blend_modules.data import dataio_prepare
-from blend_modules.export import ONNX_FILE, LogPosteriors
-from blend_modules.recipe import load_hparams
-from blend_modules.teacher import load_teacher
+from blend_modules.data.datasets import dataio_prepare
+from blend_modules.deploy.onnx_export import ONNX_FILE, LogPosteriors
+from blend_modules.training.experiment import load_hparams
+from blend_modules.training.teacher import load_teacher
 
 
 def test_utterances(hparams):

@@ -13,7 +13,7 @@ recipe's label count), in one run on the same machine:
 - inference frames/s at batch 1 (utterances one by one) and batch 16 (padded batches of similar
   lengths), on utterance lengths drawn from the recipe's test manifest when it is prepared (else
   1–7 s), random features; PyTorch eager and onnxruntime (fp32) on the exported graph
-  (:mod:`blend_modules.export`: normalisation + network + log-softmax);
+  (:mod:`blend_modules.deploy.onnx_export`: normalisation + network + log-softmax);
 - training frames/s (forward, backward, Adam step; batches of 16);
 - peak memory of training: what building the model and one training step on the longest batch
   add to the peak RSS of a fresh process that has imported everything;
@@ -42,10 +42,10 @@ import torch
 from speechbrain.processing.features import InputNormalization
 from torch.utils.flop_counter import FlopCounterMode
 
-from blend_modules.export import LogPosteriors, write_exports
-from blend_modules.hparams import load_hparams_file
-from blend_modules.streaming import StreamingCNN
-from blend_modules.teacher import Teacher
+from blend_modules.data.hparams import load_hparams_file
+from blend_modules.deploy.onnx_export import LogPosteriors, write_exports
+from blend_modules.models.streaming import StreamingCNN
+from blend_modules.training.teacher import Teacher
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "hparams" / "models"

@@ -24,9 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from blend_modules.data import dataio_prepare
-from blend_modules.recipe import load_hparams
-from blend_modules.teacher import dump_teacher_store, load_teacher, store_metadata
+from blend_modules.data.datasets import dataio_prepare
+from blend_modules.training.experiment import load_hparams
+from blend_modules.training.teacher import load_teacher
+from blend_modules.training.teacher_store import dump_teacher_store, store_metadata
 
 
 def dump_speed(hparams, utterances: int, batch_size: int, folder: Path) -> dict:

@@ -22,4 +22,4 @@ for seed in $seeds; do
     $python train_blend.py "hparams/cnn$suffix.yaml" --seed="$seed" --results_folder="$results" "$@"
     $python train_blend.py "hparams/cnn${suffix}_blend.yaml" --seed="$seed" --results_folder="$results" "$@"
 done
-$python -m blend_modules.report "$results"
+$python -m blend_modules.analysis.report "$results"

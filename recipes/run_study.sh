@@ -6,12 +6,12 @@
 # e.g. bash recipes/run_study.sh recipes/SpeechOcean762/Blend frame 620
 # Runs go to <recipe>/results/study[_ctc]/<condition>/<seed>/ (the recipe's prepared data is
 # shared with its demo), logs to results/study[_ctc]/logs/; the CSV, tables and plots to
-# docs/study/<corpus>[_ctc]/ (python -m blend_modules.study).
+# docs/study/<corpus>[_ctc]/ (python -m blend_modules.analysis.study).
 # Frame targets: the headline (teacher, CNN, their posteriors averaged (the ensemble), blended
 # CNN at λ 0.5, k 10, T 1; SEEDS, each student learning from the teacher of its own seed), then
 # at seed 1986: λ ∈ {0, 0.25, 0.75}; a student of about a fifth of the teacher's FLOPs
 # (small_cnn, small_blend at the best λ); k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best
-# λ; T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.study best). Then
+# λ; T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.analysis.study best). Then
 # the remedies for a blend that does not beat the baselines (SEEDS): a stronger teacher
 # (16 epochs instead of 8) and longer student training (16 epochs), at λ 0.5, k 10, T 1, with
 # the 16-epoch teacher's and CNN's ensemble as the baseline to beat.
@@ -83,8 +83,8 @@ if [ "$targets" = frame ]; then
     done
     # a student of about a fifth of the teacher's FLOPs (hparams/models/vgg_narrow.yaml), on hard
     # labels and blended at the best λ: does blending bring it to the teacher (issue 14)?
-    read -r weight k temperature < <($python -m blend_modules.study best "$study")
-    narrow=$($python -m blend_modules.hparams "$repo/hparams/models/vgg_narrow.yaml")
+    read -r weight k temperature < <($python -m blend_modules.analysis.study best "$study")
+    narrow=$($python -m blend_modules.data.hparams "$repo/hparams/models/vgg_narrow.yaml")
     run train_blend.py cnn.yaml small_cnn 1986 --architecture="$narrow" "$@"
     blend 1986 small_blend blstm --architecture="$narrow" --hard_weight="$weight" --top_k="$k" \
         --temperature="$temperature" "$@"
@@ -96,7 +96,7 @@ if [ "$targets" = frame ]; then
         frame_blend 1986 "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
     done
     # T at the best λ and k
-    read -r weight k _ < <($python -m blend_modules.study best "$study")
+    read -r weight k _ < <($python -m blend_modules.analysis.study best "$study")
     for temperature in 2.0 4.0; do
         frame_blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
     done
@@ -111,6 +111,6 @@ if [ "$targets" = frame ]; then
         ensemble "$seed" remedy_ensemble_16ep remedy_teacher_16ep remedy_cnn_16ep "$@"
     done
 fi
-$python -m blend_modules.study "$study" "$repo/docs/study/$corpus$suffix" \
+$python -m blend_modules.analysis.study "$study" "$repo/docs/study/$corpus$suffix" \
     ${num_labels:+--num_labels="$num_labels"} --test_manifest=results/prepared/test.csv
 echo "Study outputs in docs/study/$corpus$suffix/"

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from blend_modules.hparams import load_hparams_file
-from blend_modules.losses import blend_loss, frame_cross_entropy, soft_targets, teacher_topk
+from blend_modules.data.hparams import load_hparams_file
+from blend_modules.training.losses import (
+    blend_loss,
+    frame_cross_entropy,
+    soft_targets,
+    teacher_topk,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "FSDD" / "Blend"

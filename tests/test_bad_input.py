@@ -10,9 +10,10 @@ import pytest
 import soundfile as sf
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from blend_modules.alignments import read_alignments, write_alignments
-from blend_modules.data import check_manifest, dataio_prepare, segment_lengths
-from blend_modules.targets import FrameTargets
+from blend_modules.data.alignments import read_alignments, write_alignments
+from blend_modules.data.datasets import dataio_prepare
+from blend_modules.data.manifests import check_manifest, segment_lengths
+from blend_modules.data.targets import FrameTargets
 
 HOP = 80  # 10 ms at 8 kHz
 

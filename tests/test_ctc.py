@@ -17,9 +17,10 @@ from speechbrain.decoders.ctc import CTCBeamSearcher
 from speechbrain.nnet.losses import ctc_loss
 from speechbrain.tokenizers.SentencePiece import SentencePiece
 
-from blend_modules.data import check_manifest, segment_lengths
-from blend_modules.losses import blend_loss
-from blend_modules.targets import CTCTargets, WordErrorRates
+from blend_modules.data.manifests import check_manifest, segment_lengths
+from blend_modules.data.metrics import WordErrorRates
+from blend_modules.data.targets import CTCTargets
+from blend_modules.training.losses import blend_loss
 
 DIGITS = "zero one two three four five six seven eight nine".split()
 

@@ -6,10 +6,11 @@ import pytest
 import torch
 from fsdd_prepare import DIGIT_WORDS, digit_graph, label_names
 
-from blend_modules.alignments import write_alignments
-from blend_modules.decoding import HybridWordErrors, WordDecoder, decode
-from blend_modules.graphs import self_loop_probabilities
-from blend_modules.priors import DISABLED_LOG_PRIOR, log_priors, pseudo_log_likelihoods
+from blend_modules.data.alignments import write_alignments
+from blend_modules.hybrid.decoder import WordDecoder, decode
+from blend_modules.hybrid.hmm_graphs import self_loop_probabilities, transition_costs
+from blend_modules.hybrid.priors import DISABLED_LOG_PRIOR, log_priors, pseudo_log_likelihoods
+from blend_modules.hybrid.scoring import HybridWordErrors
 
 NUM_LABELS = len(label_names())
 
@@ -70,21 +71,32 @@ def test_digit_graph_recovers_the_digits(digits):
 
 def test_decoding_beats_argmax_frames(tmp_path):
     """At low SNR the Viterbi path through the graph is more accurate than per-frame argmax,
-    and more so with transition probabilities estimated from training alignments."""
+    and strictly more so, over 20 utterances, with transition probabilities estimated from
+    training alignments (durations that made no difference would fail it)."""
     rng = np.random.default_rng(0)
     training = {f"u{i}": digit_frames(rng.integers(0, 10, 4), rng) for i in range(20)}
     write_alignments(tmp_path / "train.ali", training)
-    labels = digit_frames([2, 8, 6, 4, 1], rng)
-    log_posteriors = noisy_log_posteriors(labels, rng, margin=2.5)
-    loglikes = pseudo_log_likelihoods(log_posteriors, log_priors(np.ones(NUM_LABELS)), 1.0)
     free, _ = digit_graph()
     timed, _ = digit_graph(tmp_path / "train.ali")
-    accuracy = {
-        name: np.mean(np.array(decode(graph, loglikes)["labels"]) == labels)
-        for name, graph in (("free", free), ("timed", timed))
-    }
-    assert accuracy["free"] > np.mean(log_posteriors.argmax(1) == labels) + 0.1
-    assert accuracy["timed"] >= accuracy["free"]
+    correct = {"argmax": 0, "free": 0, "timed": 0}
+    for _ in range(20):
+        labels = digit_frames(rng.integers(0, 10, 5), rng)
+        log_posteriors = noisy_log_posteriors(labels, rng, margin=2.5)
+        loglikes = pseudo_log_likelihoods(log_posteriors, log_priors(np.ones(NUM_LABELS)), 1.0)
+        correct["argmax"] += np.sum(log_posteriors.argmax(1) == labels)
+        for name, graph in (("free", free), ("timed", timed)):
+            correct[name] += np.sum(np.array(decode(graph, loglikes)["labels"]) == labels)
+    assert correct["free"] > correct["argmax"] * 1.2
+    assert correct["timed"] > correct["free"]
+
+
+def test_self_loop_scale_scales_stay_and_leave_costs():
+    """mkgraph.sh's --self-loop-scale: both HMM transition costs are multiplied by it."""
+    stay = np.array([0.9, 0.5, 0.75])
+    full = transition_costs([0, 2], stay)
+    assert np.allclose(full, [-np.log(0.825), -np.log(0.175)])
+    assert np.allclose(transition_costs([0, 2], stay, self_loop_scale=0.1), np.multiply(full, 0.1))
+    assert transition_costs([0, 2], None, self_loop_scale=0.1) == (0.0, 0.0)
 
 
 class Batch:

@@ -12,9 +12,9 @@ from conftest import RECIPE, REPO, run_recipe, teacher_overrides
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.processing.features import InputNormalization
 
-from blend_modules.export import OnnxEncoder, export_model
-from blend_modules.hparams import load_hparams_file
-from blend_modules.teacher import Teacher
+from blend_modules.data.hparams import load_hparams_file
+from blend_modules.deploy.onnx_export import OnnxEncoder, export_model
+from blend_modules.training.teacher import Teacher
 
 
 def real_batch(num_wavs: int = 3):
@@ -65,7 +65,7 @@ def test_trained_teacher_exports_through_its_recipe(trained_teacher, tmp_path):
     assert summary["parameters"] > 0  # the run the export came from is untouched
 
     # the run's HybridASR on the ONNX graph transcribes as on PyTorch
-    from blend_modules.inference import HybridASR
+    from blend_modules.deploy.inference import HybridASR
 
     inference = trained_teacher / "inference"
     wavs = sorted((RECIPE / "fsdd" / "recordings").glob("*.wav"))[:3]

@@ -4,8 +4,8 @@ import pytest
 import torch
 from conftest import REPO
 
-from blend_modules.frames import fft_size, hop_samples, num_frames
-from blend_modules.hparams import load_hparams_file
+from blend_modules.data.frames import fft_size, hop_samples, num_frames
+from blend_modules.data.hparams import load_hparams_file
 
 
 @pytest.mark.parametrize("sample_rate, n_fft", [(8000, 256), (16000, 512), (22050, 1024)])

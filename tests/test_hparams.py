@@ -9,7 +9,7 @@ import speechbrain as sb
 from conftest import RECIPE, REPO
 from hyperpyyaml import load_hyperpyyaml
 
-from blend_modules.hparams import load_hparams_file
+from blend_modules.data.hparams import load_hparams_file
 
 NARROW = REPO / "hparams" / "models" / "vgg_narrow.yaml"
 
@@ -24,7 +24,7 @@ def test_model_override_builds_the_other_yaml_model():
     """The recipe (vgg_small.yaml) with the override printed for vgg_narrow.yaml builds exactly
     vgg_narrow.yaml's model, for the recipe's features and labels."""
     printed = subprocess.run(
-        [sys.executable, "-m", "blend_modules.hparams", str(NARROW)],
+        [sys.executable, "-m", "blend_modules.data.hparams", str(NARROW)],
         capture_output=True,
         text=True,
         check=True,

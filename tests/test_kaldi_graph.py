@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 from kaldi_system import pdf_frames, self_loop_tid, write_final_mdl, write_graph
 
-from blend_modules.decoding import WordDecoder
-from blend_modules.kaldi_graph import (
-    read_graph,
-    read_transition_pdfs,
-    read_word_symbols,
-    write_ctm,
-    write_text,
-)
+from blend_modules.hybrid.decoder import WordDecoder
+from blend_modules.hybrid.kaldi_model import read_graph, read_transition_pdfs, read_word_symbols
+from blend_modules.hybrid.kaldi_output import write_ctm, write_text
 
 NUM_PHONES, NUM_PDFS = 4, 12
 LEXICON = {"yes": [1, 2], "no": [3], "maybe": [4, 1, 3]}

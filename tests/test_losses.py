@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from conftest import frame_blend, topk_targets
 from speechbrain.nnet.losses import nll_loss_kd
 
-from blend_modules.losses import check_blend_options, soft_targets, teacher_topk
+from blend_modules.training.blend_options import check_blend_options
+from blend_modules.training.losses import soft_targets, teacher_topk
 
 torch.manual_seed(0)
 BATCH, FRAMES, LABELS = 3, 7, 11

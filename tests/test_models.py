@@ -6,7 +6,7 @@ import torch
 from conftest import REPO
 from hyperpyyaml import load_hyperpyyaml
 
-from blend_modules.models import PosteriorAverage
+from blend_modules.models.ensemble import PosteriorAverage
 
 MODELS = sorted((REPO / "hparams" / "models").glob("*.yaml"))
 
@@ -93,7 +93,7 @@ def test_cnn_context_is_its_receptive_field():
 
 
 def test_cnn_layer_lists_must_match():
-    from blend_modules.models import VGGFrameCNN
+    from blend_modules.models.vgg import VGGFrameCNN
 
     with pytest.raises(ValueError, match="one entry per conv layer"):
         VGGFrameCNN(40, 31, channels=[8, 8], time_dilations=[1], freq_pooling=[1, 1])
@@ -102,7 +102,7 @@ def test_cnn_layer_lists_must_match():
 def test_masked_batch_norm_without_padding_is_batch_norm():
     """With every frame real, MaskedBatchNorm2d computes exactly what nn.BatchNorm2d does:
     outputs, input gradients and running statistics."""
-    from blend_modules.models import MaskedBatchNorm2d
+    from blend_modules.models.vgg import MaskedBatchNorm2d
 
     torch.manual_seed(0)
     maps = torch.randn(3, 5, 20, 7, requires_grad=True)
@@ -129,7 +129,7 @@ def test_masked_batch_norm_without_padding_is_batch_norm():
 def test_folded_batch_norm_gives_the_same_outputs(path):
     """Batch norm folded into the convolutions (after training has moved its statistics away
     from 0 and 1): the same outputs on a padded batch, and the trained model untouched."""
-    from blend_modules.models import FoldedBatchNorm, fold_batch_norm
+    from blend_modules.models.vgg import FoldedBatchNorm, fold_batch_norm
 
     torch.manual_seed(0)
     model = without_dropout(load_model(path))

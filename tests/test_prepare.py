@@ -11,7 +11,7 @@ import torch
 from conftest import RECIPE
 from fsdd_prepare import label_names, prepare_fsdd
 
-from blend_modules.alignments import read_alignments
+from blend_modules.data.alignments import read_alignments
 
 SPEAKERS = {"train": ["george", "lucas"], "valid": ["theo"], "test": ["yweweler"]}
 COUNTS = {"train": 6, "valid": 2, "test": 2}
@@ -82,7 +82,7 @@ def test_pauses_are_not_digital_zeros(tiny_hparams):
 def test_dynamic_batching_keeps_the_other_loader_options(tiny_hparams):
     from speechbrain.dataio.sampler import DynamicBatchSampler
 
-    from blend_modules.data import dataio_prepare, train_loader_kwargs
+    from blend_modules.data.datasets import dataio_prepare, train_loader_kwargs
 
     hparams = dict(
         tiny_hparams,

@@ -10,9 +10,9 @@ import soundfile as sf
 import torch
 from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
 
-from blend_modules.hparams import load_hparams_file
-from blend_modules.inference import HybridASR
-from blend_modules.teacher import load_teacher
+from blend_modules.data.hparams import load_hparams_file
+from blend_modules.deploy.inference import HybridASR
+from blend_modules.training.teacher import load_teacher
 
 
 def check_run(output_folder: Path) -> dict:

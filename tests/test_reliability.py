@@ -18,10 +18,11 @@ import torch
 from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
 from speechbrain.dataio.batch import PaddedBatch
 
-from blend_modules.brains import TeacherBrain
-from blend_modules.checkpoints import COMPLETE_MARKER
-from blend_modules.data import check_manifest, dataio_prepare
-from blend_modules.hparams import load_hparams_file
+from blend_modules.data.datasets import dataio_prepare
+from blend_modules.data.hparams import load_hparams_file
+from blend_modules.data.manifests import check_manifest
+from blend_modules.training.brains import TeacherBrain
+from blend_modules.training.checkpoints import COMPLETE_MARKER
 
 KILL_SPLITS = {"train": 40, "valid": 4, "test": 4}
 COMPARED = ("best_epoch", "valid_loss", "valid_frame_acc", "test_loss", "test_frame_acc")

@@ -1,8 +1,9 @@
-"""The results table printed by ``python -m blend_modules.report``: columns by kind of run."""
+"""The results table printed by ``python -m blend_modules.analysis.report``: columns by kind of
+run."""
 
 import json
 
-from blend_modules.report import results_table
+from blend_modules.analysis.report import results_table
 
 
 def write_summary(folder, model, seed, **metrics):

@@ -4,6 +4,7 @@ inputs."""
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,17 +18,16 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.dataio.dataloader import SaveableDataLoader
 from speechocean_corpus import KEPT, RECIPE, SPEAKERS, prepare, prepare_speechocean
 
-from blend_modules.alignments import read_alignments, write_alignments
-from blend_modules.data import dataio_prepare
-from blend_modules.hparams import load_hparams_file
-from blend_modules.senone_alignment import (
-    CI_STATES,
+from blend_modules.alignment.aligner import (
     SenoneAligner,
     align_manifest,
     aligned_frames,
     read_aligned,
-    read_labels,
 )
+from blend_modules.alignment.labels import CI_STATES, read_labels
+from blend_modules.data.alignments import match_length, read_alignments, write_alignments
+from blend_modules.data.datasets import dataio_prepare
+from blend_modules.data.hparams import load_hparams_file
 
 
 @pytest.fixture
@@ -85,15 +85,24 @@ def test_every_utterance_aligned_and_labels_fit(prepared):
 @pytest.mark.parametrize("manifest", ["train.csv", "align_train.csv"])
 def test_frame_mapping_to_the_centred_stft(prepared, manifest):
     """pocketsphinx labels (n - 90) // 160 frames of n samples at 16 kHz; SpeechBrain's centred
-    STFT has 1-2 more, at 16 kHz and at 8 kHz: FrameTargets(frame_tolerance=2) maps them."""
+    STFT has 1-2 more, at 16 kHz and at 8 kHz. Label j (the 25.6 ms window from sample 160 j)
+    is centred 2.8 ms from STFT frame j + 1 (centred on sample 160 (j + 1)), and that is where
+    FrameTargets(frame_tolerance=2) puts it: the first label twice, the last padded."""
+    window_centre = lambda j: (160 * j + 0.0256 * 16000 / 2) / 16000  # noqa: E731 (seconds)
+    stft_centre = lambda k: k * 0.010  # noqa: E731
+    assert all(abs(stft_centre(j + 1) - window_centre(j)) < 0.003 for j in range(1000))
     alignments = read_alignments(prepared / "train.ali", len(CI_STATES) + KEPT)
     originals = {row["ID"]: row["wav"] for row in rows(prepared / "align_train.csv")}
     for row in rows(prepared / manifest):
         info = sf.info(row["wav"].replace("$data_root", str(prepared)))
         hop = info.samplerate // 100
-        labels = len(alignments[row["ID"]])
-        assert labels == aligned_frames(sf.info(originals[row["ID"]]).frames)
-        assert info.frames // hop + 1 - labels in (1, 2)
+        labels = alignments[row["ID"]]
+        assert len(labels) == aligned_frames(sf.info(originals[row["ID"]]).frames)
+        stft_frames = info.frames // hop + 1
+        assert stft_frames - len(labels) in (1, 2)
+        mapped = match_length(labels, stft_frames)
+        assert mapped[0] == labels[0] and (mapped[1 : len(labels) + 1] == labels).all()
+        assert (mapped[len(labels) + 1 :] == labels[-1]).all()
 
 
 def test_alignment_resumes_after_a_kill(prepared, tmp_path):
@@ -250,7 +259,13 @@ def test_recipe_end_to_end_on_senone_targets(corpus, prepared, tmp_path):
     # scored in words too: the senone graph (built once, in the prepared folder), the acoustic
     # scale chosen on valid, no out-of-vocabulary test word (the lexicon is the vocabulary)
     assert (prepared / "graph" / "graph.fst").is_file()
-    assert 0 <= summary["test_WER"] and summary["test_OOV_rate"] == 0
+    assert summary["test_OOV_rate"] == 0
+    # the WER is the one of the hypotheses written, and words were decoded (not all deleted)
+    counts = (tmp_path / "cnn_blend" / "1986" / "wer_test.txt").read_text().split("\n")[0]
+    pattern = r"\[ (\d+) / (\d+), (\d+) ins, (\d+) del"
+    errors, words, _, deletions = map(int, re.findall(pattern, counts)[0])
+    assert summary["test_WER"] == pytest.approx(100 * errors / words, abs=0.01)
+    assert deletions < words and 0 < summary["test_WER"]
     assert summary["test_acoustic_scale"] == summary["valid_acoustic_scale"]
     assert {"test_WER_child", "test_WER_adult"} <= set(summary)
     assert (tmp_path / "cnn_blend" / "1986" / "inference" / "decoder.ckpt").is_file()

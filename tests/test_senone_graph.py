@@ -3,43 +3,81 @@ mdef, the bigram language model, and the speechocean762 graph decoding the align
 sequences back to the transcripts; bad inputs refused naming the file."""
 
 import csv
-import json
 import shutil
 from collections import defaultdict
 
 import numpy as np
 import pytest
+import soundfile as sf
 from speechocean_corpus import EMBEDDED, KEPT
 
-from blend_modules.alignments import read_alignments
-from blend_modules.decoding import decode
-from blend_modules.ngram import write_bigram_arpa
-from blend_modules.senone_alignment import CI_STATES, read_lexicon
-from blend_modules.senone_graph import default_dictionary_path, senone_graph
-from blend_modules.triphones import WORD_POSITIONS, Triphones, read_mdef
+from blend_modules.alignment.aligner import SenoneAligner
+from blend_modules.alignment.labels import CI_STATES
+from blend_modules.alignment.lexicon import read_lexicon
+from blend_modules.alignment.mdef import WORD_POSITIONS, Triphones, read_mdef
+from blend_modules.data.alignments import read_alignments
+from blend_modules.hybrid.decoder import decode
+from blend_modules.hybrid.language_model import write_bigram_arpa
+from blend_modules.hybrid.senone_graph import default_dictionary_path, senone_graph
 
 LEXICON = EMBEDDED / "resource" / "lexicon.txt"
 
 
+def word_position(index: int, phones_in_word: int) -> str:
+    """pocketsphinx's word position of a word's phone: single, begin, end or internal."""
+    if phones_in_word == 1:
+        return "s"
+    return "b" if index == 0 else "e" if index == phones_in_word - 1 else "i"
+
+
 def test_mdef_tying_reproduces_the_aligners_senones(speechocean_prepared):
-    """Every aligned speech phone's 3 senones are those the mdef gives its triphone (context
-    from its neighbours in the alignment; the word position is not recorded, so any)."""
-    triphones = Triphones()
+    """Every aligned speech phone's 3 senones are exactly those the mdef gives its triphone:
+    context from its neighbours, word position from the aligner's own word segmentation."""
+    triphones, aligner = Triphones(), SenoneAligner()
     assert len(triphones.ci_phones) == 42 and triphones.senones("SIL", "", "", "") == (96, 97, 98)
     checked = 0
-    for line in (speechocean_prepared / "aligned" / "train.jsonl").read_text().splitlines():
-        states = json.loads(line)["states"]
-        phones = [
-            (states[i][1], tuple(s[0] for s in states[i : i + 3])) for i in range(0, len(states), 3)
-        ]
-        for index, (phone, senones) in enumerate(phones):
-            if phone == "SIL":
-                continue
-            left, right = phones[index - 1][0], phones[index + 1][0]  # utterances end in SIL
-            tied = {triphones.states.get((pos, phone, left, right)) for pos in WORD_POSITIONS}
-            assert senones in tied, (phone, left, right)
-            checked += 1
-    assert checked > 300  # one training speaker's 20 utterances
+    with open(speechocean_prepared / "align_train.csv", newline="") as manifest:
+        for row in list(csv.DictReader(manifest))[:10]:
+            words = row["words"].lower().split()
+            if any(aligner.decoders[0].lookup_word(word) is None for word in words):
+                continue  # only the aligner's dictionary words: their pronunciations are known
+            samples, _ = sf.read(row["wav"], dtype="int16")
+            _, attempt = aligner.align(samples, words)
+            phones = []  # (phone, word position, senones) through the utterance
+            for word in aligner.decoders[attempt - 1].get_alignment():
+                in_word = [(phone.name, tuple(int(s.name) for s in phone)) for phone in word]
+                for index, (phone, senones) in enumerate(in_word):
+                    phones.append((phone, word_position(index, len(in_word)), senones))
+            for index, (phone, position, senones) in enumerate(phones):
+                if phone != "SIL":  # utterances begin and end in SIL
+                    left, right = phones[index - 1][0], phones[index + 1][0]
+                    assert triphones.senones(phone, left, right, position) == senones, phone
+                    checked += 1
+    assert checked > 100
+
+
+def test_mdef_back_off_follows_pocketsphinx():
+    """A triphone missing at its word position backs off to the other positions in
+    pocketsphinx's order (internal, begin, end, single: ``bin_mdef_phone_id_nearest``), then to
+    the context-independent phone."""
+    triphones = Triphones()
+    assert WORD_POSITIONS == "ibes"
+    contexts = defaultdict(dict)
+    for (position, base, left, right), senones in triphones.states.items():
+        if position:
+            contexts[(base, left, right)][position] = senones
+    backed_off = 0
+    for (base, left, right), by_position in contexts.items():
+        missing = [position for position in WORD_POSITIONS if position not in by_position]
+        if missing and len(by_position) >= 2 and len(set(by_position.values())) >= 2:
+            first_present = next(p for p in WORD_POSITIONS if p in by_position)
+            for position in missing:
+                assert triphones.senones(base, left, right, position) == by_position[first_present]
+                backed_off += 1
+    assert backed_off > 100
+    ci = triphones.states[("", "AE", "", "")]
+    assert not any((position, "AE", "AA", "AA") in triphones.states for position in "ibes")
+    assert triphones.senones("AE", "AA", "AA", "b") == ci
 
 
 def test_mdef_that_is_not_binary_is_refused(tmp_path):

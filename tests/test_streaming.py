@@ -8,8 +8,8 @@ from conftest import RECIPE, REPO
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.processing.features import InputNormalization
 
-from blend_modules.hparams import load_hparams_file
-from blend_modules.streaming import StreamingCNN, stream_utterance
+from blend_modules.data.hparams import load_hparams_file
+from blend_modules.models.streaming import StreamingCNN, stream_utterance
 
 VGG_MODELS = sorted((REPO / "hparams" / "models").glob("vgg_*.yaml"))
 

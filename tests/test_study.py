@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from blend_modules.study import (
+from blend_modules.analysis.study import (
     best_settings,
     bootstrap_difference,
     main,

@@ -22,10 +22,10 @@ from switchboard_tree import (
     write_sphere,
 )
 
-from blend_modules.alignments import read_alignments, write_alignments
-from blend_modules.audio import read_segment, readable_audio, sphere_header
-from blend_modules.data import check_manifest
-from blend_modules.frames import num_frames
+from blend_modules.data.alignments import read_alignments, write_alignments
+from blend_modules.data.audio import read_segment, readable_audio, sphere_header
+from blend_modules.data.frames import num_frames
+from blend_modules.data.manifests import check_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "Switchboard" / "Blend"
@@ -421,7 +421,7 @@ def test_ctc_recipe_end_to_end(swbd_tree, tmp_path):
 
 def test_alignment_import_with_kaldi_frame_counts(tmp_path):
     """A Kaldi text alignment read with kaldiio, matched to our frame count within tolerance."""
-    from blend_modules.alignments import match_length
+    from blend_modules.data.alignments import match_length
 
     write_alignments(tmp_path / "a.txt", {"u": np.array([3, 3, 4, 5, 5])})
     labels = read_alignments(tmp_path / "a.txt", NUM_PDFS)["u"]

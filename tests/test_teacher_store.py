@@ -9,17 +9,16 @@ import torch
 from conftest import frame_blend, topk_targets
 from speechbrain.dataio.batch import PaddedBatch
 
-import blend_modules.teacher
-from blend_modules.data import dataio_prepare
-from blend_modules.frames import frame_counts
-from blend_modules.losses import soft_targets
-from blend_modules.targets import FrameTargets
-from blend_modules.teacher import (
-    Teacher,
+import blend_modules.training.teacher_store
+from blend_modules.data.datasets import dataio_prepare
+from blend_modules.data.frames import frame_counts
+from blend_modules.data.targets import FrameTargets
+from blend_modules.training.losses import soft_targets
+from blend_modules.training.teacher import Teacher, load_teacher
+from blend_modules.training.teacher_store import (
     TeacherStore,
     attach_teacher_store,
     dump_teacher_store,
-    load_teacher,
     store_metadata,
 )
 
@@ -241,7 +240,7 @@ def test_corrupt_or_truncated_shard_is_named(setup, tmp_path, monkeypatch):
     data[-1] ^= 0xFF  # a flipped byte in the last log-probability
     shard.write_bytes(bytes(data))
     # opening reads the metadata and file sizes only, never the data
-    monkeypatch.setattr(blend_modules.teacher, "file_sha256", None)
+    monkeypatch.setattr(blend_modules.training.teacher_store, "file_sha256", None)
     store = TeacherStore(tmp_path, metadata, TOP_K)
     index = json.loads((tmp_path / "metadata.json").read_text())["utterances"]
     in_shard_2 = sorted(

@@ -27,15 +27,15 @@ import kaldifst
 import numpy as np
 import soundfile as sf
 
-from blend_modules.alignments import read_alignments, write_alignments
-from blend_modules.graphs import Pronunciation, self_loop_probabilities, word_loop_graph
-from blend_modules.frames import num_frames
-from blend_modules.preparation import (
+from blend_modules.data.alignments import read_alignments, write_alignments
+from blend_modules.data.frames import num_frames
+from blend_modules.data.prepare_once import (
     finish_preparation,
     folder_fingerprint,
     is_prepared,
     start_preparation,
 )
+from blend_modules.hybrid.hmm_graphs import Pronunciation, self_loop_probabilities, word_loop_graph
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +51,13 @@ def label_names() -> List[str]:
     ]
 
 
-def digit_graph(alignments: str = None) -> Tuple[kaldifst.StdVectorFst, List[str]]:
+def digit_graph(
+    alignments: str = None, self_loop_scale: float = 1.0
+) -> Tuple[kaldifst.StdVectorFst, List[str]]:
     """The decoding graph of connected digits over :func:`label_names`: any number of digits,
     each its 3 states left to right, with optional silence before, between and after them;
-    with the training ``alignments``, HMM transition probabilities estimated from them."""
+    with the training ``alignments``, HMM transition probabilities estimated from them (their
+    costs times ``self_loop_scale``)."""
     label_of = {name: label for label, name in enumerate(label_names())}
     pronunciations = [
         Pronunciation(
@@ -65,7 +68,7 @@ def digit_graph(alignments: str = None) -> Tuple[kaldifst.StdVectorFst, List[str
     stay = None
     if alignments is not None:
         stay = self_loop_probabilities(read_alignments(alignments, len(label_of)), len(label_of))
-    graph = word_loop_graph(pronunciations, [[label_of["sil"]]], DIGIT_WORDS, stay)
+    graph = word_loop_graph(pronunciations, [[label_of["sil"]]], DIGIT_WORDS, stay, self_loop_scale)
     return graph, DIGIT_WORDS
 
 

@@ -6,7 +6,7 @@ OpenSLR 101's full download, ``.flac`` or ``.WAV``), never guessing anything fro
 Splits are speaker-disjoint: valid speakers come from the upstream train half, test speakers
 from the test half, chosen evenly across age group and gender. Manifests have ``ID, duration,
 wav, spk_id, words, age_group, gender``. Frame targets: see
-:mod:`blend_modules.senone_alignment` (aligned once and cached; changing the label inventory
+:mod:`blend_modules.alignment.senone_targets` (aligned once and cached; changing the label inventory
 only rewrites the targets).
 
 Run once on the main process by the recipe's ``prepare``; rerunning with the same options
@@ -22,14 +22,14 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from blend_modules.preparation import (
+from blend_modules.alignment.aligner import SAMPLE_RATE as ALIGNER_RATE
+from blend_modules.alignment.senone_targets import prepare_senone_targets
+from blend_modules.data.prepare_once import (
     finish_preparation,
     folder_fingerprint,
     is_prepared,
     start_preparation,
 )
-from blend_modules.senone_alignment import SAMPLE_RATE as ALIGNER_RATE
-from blend_modules.senone_alignment import prepare_senone_targets
 
 logger = logging.getLogger(__name__)
 

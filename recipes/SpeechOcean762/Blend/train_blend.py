@@ -1,11 +1,49 @@
 #!/usr/bin/env python3
-"""speechocean762: train the VGG CNN blended with the teacher
-(``python train_blend.py hparams/cnn_blend.yaml``) or on hard labels only
-(``hparams/cnn.yaml``), with ``--key=value`` overrides; see blend_modules.scripts.train_blend."""
+"""speechocean762: train the VGG CNN blended with the teacher, or on hard labels only:
+    python train_blend.py hparams/cnn_blend.yaml [--key=value ...]
+    python train_blend.py hparams/cnn.yaml
+The same flow as every recipe's (recipes/FSDD/Blend/train_blend.py explains each step).
+"""
 
 import sys
 
-from blend_modules.scripts import train_blend
+from blend_modules.data.datasets import dataio_prepare, train_loader_kwargs
+from blend_modules.training.brains import StudentBrain
+from blend_modules.training.experiment import (
+    finish_training,
+    load_hparams,
+    prepare_data,
+    start_output_folder,
+)
+from blend_modules.training.teacher import load_blending_teacher
+from blend_modules.training.teacher_store import attach_teacher_store
 
 if __name__ == "__main__":
-    train_blend(sys.argv[1:])
+    experiment = load_hparams(sys.argv[1:])
+    hparams = experiment.hparams
+    prepare_data(experiment)
+    datasets = dataio_prepare(hparams)
+
+    teacher, teacher_summary = load_blending_teacher(hparams)
+    start_output_folder(experiment)
+    if teacher is not None and hparams["teacher_mode"] == "offline":
+        device = experiment.run_opts.get("device", "cpu")
+        teacher_summary.update(attach_teacher_store(datasets["train"], teacher, hparams, device))
+        teacher = None
+
+    student_brain = StudentBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=experiment.run_opts,
+        checkpointer=hparams["checkpointer"],
+        teacher=teacher,
+    )
+    student_brain.fit(
+        student_brain.hparams.epoch_counter,
+        datasets["train"],
+        datasets["valid"],
+        train_loader_kwargs=train_loader_kwargs(datasets["train"], hparams),
+        valid_loader_kwargs=hparams["eval_dataloader_opts"],
+    )
+    finish_training(student_brain, datasets, hparams, teacher_summary)

@@ -1,11 +1,34 @@
 #!/usr/bin/env python3
-"""Switchboard: evaluate the average of the teacher's and the hard-label CNN's posteriors, the
-simple ensemble blending is compared with (``python evaluate_ensemble.py hparams/cnn_blend.yaml
---model_name=ensemble``, after both trained); see blend_modules.scripts.evaluate_ensemble."""
+"""Switchboard: evaluate the average of the teacher's and the hard-label CNN's posteriors,
+the simple ensemble blending is compared with (after both trained):
+    python evaluate_ensemble.py hparams/cnn_blend.yaml --model_name=ensemble [data overrides]
+"""
 
 import sys
 
-from blend_modules.scripts import evaluate_ensemble
+from blend_modules.data.datasets import dataio_prepare
+from blend_modules.models.ensemble import PosteriorAverage
+from blend_modules.training.brains import EnsembleBrain
+from blend_modules.training.experiment import (
+    load_hparams,
+    prepare_data,
+    start_output_folder,
+    test_and_summarize,
+    write_summary,
+)
+from blend_modules.training.teacher import load_ensemble_members
 
 if __name__ == "__main__":
-    evaluate_ensemble(sys.argv[1:])
+    experiment = load_hparams(sys.argv[1:])
+    hparams = experiment.hparams
+    prepare_data(experiment)
+    datasets = dataio_prepare(hparams)
+    members, members_summary = load_ensemble_members(hparams)
+    start_output_folder(experiment)
+
+    ensemble_brain = EnsembleBrain(
+        modules={"model": PosteriorAverage(members)}, hparams=hparams, run_opts=experiment.run_opts
+    )
+    # valid chooses the acoustic scale (frame targets), then every test set is scored
+    summary = test_and_summarize(ensemble_brain, datasets, hparams, extra=members_summary)
+    write_summary(hparams, summary)

@@ -16,7 +16,7 @@ hypotheses line up with Kaldi's ``data/eval2000`` and its scoring.
 - ``train.csv`` keeps at most ``max_duplicates`` segments with the same transcript (s5c's
   ``train_nodup``: 300 "uh-huh"s are plenty).
 - Shorten-compressed SPHERE files are decoded once by ``sph2pipe`` into
-  ``save_folder/audio`` (see ``blend_modules.audio``); PCM and µ-law ones are read in place.
+  ``save_folder/audio`` (see ``blend_modules.data.audio``); PCM and µ-law ones are read in place.
 """
 
 import csv
@@ -31,8 +31,8 @@ from typing import Dict, List, Tuple
 import soundfile as sf
 from swbd_text import normalize_transcript, reference_words
 
-from blend_modules.audio import readable_audio
-from blend_modules.preparation import finish_preparation, is_prepared, start_preparation
+from blend_modules.data.audio import readable_audio
+from blend_modules.data.prepare_once import finish_preparation, is_prepared, start_preparation
 
 logger = logging.getLogger(__name__)
 

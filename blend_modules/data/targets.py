@@ -1,0 +1,282 @@
+"""What a model learns to predict: per-frame labels (hybrid, as in the paper) or CTC units.
+
+A targets object, declared in YAML as ``targets``, owns what differs between the two: the
+dataset items and their checks, the hard loss, the metrics and the key on which the best
+checkpoint is chosen. Blending is the same for both: the soft term compares the student's and
+the teacher's per-frame distributions over the same outputs (for CTC: the units, blank included).
+"""
+
+import logging
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Set
+
+import torch
+from speechbrain.core import Stage
+from speechbrain.decoders import ctc_greedy_decode
+from speechbrain.nnet.losses import ctc_loss
+from speechbrain.utils.data_pipeline import provides, takes
+
+from blend_modules.data.alignments import match_length, read_alignments
+from blend_modules.data.frames import num_frames
+from blend_modules.data.manifests import check_column
+from blend_modules.data.metrics import FrameAccuracy, WordErrorRates
+from blend_modules.hybrid.decoder import WordDecoder
+from blend_modules.hybrid.priors import label_counts, log_priors
+from blend_modules.hybrid.scoring import HybridWordErrors
+from blend_modules.training.losses import frame_cross_entropy
+
+logger = logging.getLogger(__name__)
+
+
+class DatasetItems(NamedTuple):
+    """What targets add to a dataset: its output keys, and the utterances they can train on."""
+
+    keys: List[str]
+    utterances: Set[str]
+
+
+class FrameTargets:
+    """Per-frame label ids from Kaldi alignments; hard loss: frame cross-entropy.
+
+    An alignment must have as many frames as the features, except that ``frame_tolerance``
+    frames of difference are absorbed (Kaldi's default ``--snip-edges=true`` gives
+    ``1 + (samples - window) // hop`` frames, 2-3 fewer than SpeechBrain's centred STFT at
+    25 ms / 10 ms; its frame t is centred 12.5 ms later than ours, so missing frames are
+    filled by repeating the first label once and the last label for the rest, and extra
+    frames are cut from the end). The number of utterances adjusted is logged.
+
+    Arguments
+    ---------
+    num_labels : int
+        Number of output labels (e.g. senones, pdf-ids).
+    alignments : dict
+        Split name -> alignment file (Kaldi text, ark or scp; see ``read_alignments``). One
+        file may serve several splits: alignments of utterances outside a split are ignored.
+    frame_tolerance : int
+        Largest frame-count difference absorbed; more is an error.
+    skip_unaligned : bool
+        Leave out (and count) utterances without alignment, as Kaldi does for utterances
+        whose alignment failed; if False they are an error.
+    decoder : blend_modules.hybrid.decoder.WordDecoder
+        Optional: decode valid and test to words (hybrid WER, from the manifests' ``words``),
+        with label priors from the training alignments.
+    """
+
+    error_key = "frame_error"
+
+    def __init__(
+        self,
+        num_labels: int,
+        alignments: Mapping[str, str],
+        frame_tolerance: int = 0,
+        skip_unaligned: bool = False,
+        decoder: WordDecoder = None,
+    ):
+        self.num_labels = num_labels
+        self.alignments = dict(alignments)
+        self.frame_tolerance = frame_tolerance
+        self.skip_unaligned = skip_unaligned
+        self.decoder = decoder
+
+    def prepare(self) -> None:
+        """Build the decoding graph, if decoding (the alignments come with the corpus)."""
+        if self.decoder is not None:
+            self.decoder.prepare(self.num_labels)
+
+    def outputs(self) -> Dict:
+        """What the model's outputs mean; teacher and student must agree on it."""
+        return {"kind": "frame", "num_labels": self.num_labels}
+
+    def add_to_dataset(
+        self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int
+    ) -> DatasetItems:
+        """Check the split's alignments against its audio and add the ``frame_labels`` item.
+
+        Raises ``ValueError`` naming the file and utterance for an utterance without alignment
+        (unless ``skip_unaligned``) or a frame count further than ``frame_tolerance`` from
+        the features'.
+        """
+        if split not in self.alignments:
+            raise ValueError(f"No alignment file for split '{split}' ({manifest}) in alignments.")
+        path = self.alignments[split]
+        alignments = read_alignments(path, self.num_labels)
+        labels, adjusted = {}, 0
+        for utt_id, samples in num_samples.items():
+            if utt_id not in alignments:
+                if self.skip_unaligned:
+                    continue
+                raise ValueError(f"{manifest}: utterance '{utt_id}' has no alignment in {path}.")
+            expected, aligned = num_frames(samples, hop), alignments[utt_id]
+            if abs(len(aligned) - expected) > self.frame_tolerance:
+                raise ValueError(
+                    f"{path}: utterance '{utt_id}' has {len(aligned)} frames, its features "
+                    f"{expected} ({samples} samples, hop {hop}; frame_tolerance "
+                    f"{self.frame_tolerance})."
+                )
+            adjusted += len(aligned) != expected
+            labels[utt_id] = match_length(aligned, expected)
+        if split == "train" and self.decoder is not None:
+            self.decoder.label_log_priors = log_priors(label_counts(labels, self.num_labels))
+        skipped = len(num_samples) - len(labels)
+        if skipped or adjusted:
+            logger.info(
+                "%s: %d of %d utterances without alignment in %s (left out), %d padded or "
+                "trimmed by up to %d frames.",
+                split,
+                skipped,
+                len(num_samples),
+                path,
+                adjusted,
+                self.frame_tolerance,
+            )
+        if not labels:
+            raise ValueError(f"{manifest}: no utterance has an alignment in {path}.")
+
+        @takes("id")
+        @provides("frame_labels")
+        def label_pipeline(utt_id):
+            return torch.from_numpy(labels[utt_id])
+
+        dataset.add_dynamic_item(label_pipeline)
+        if self.decoder is not None and split != "train":
+            check_column(dataset.data, manifest, "words", "the decoder scores words")
+            return DatasetItems(["frame_labels", "words"], set(labels))
+        return DatasetItems(["frame_labels"], set(labels))
+
+    def hard_loss(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> torch.Tensor:
+        """Frame cross-entropy, a mean over real frames."""
+        return frame_cross_entropy(logits, batch.frame_labels.data, lengths)
+
+    def metrics(self, stage, group_by: Optional[str] = None) -> "FrameAccuracy":
+        """A fresh frame-accuracy tracker (cheap enough for training batches too), also per
+        value of the batch item ``group_by`` if given; on test, with a decoder, also WER."""
+        words = None
+        if stage == Stage.TEST and self.decoder is not None:
+            words = HybridWordErrors(self.decoder, group_by)
+        return FrameAccuracy(group_by, words)
+
+
+class CTCTargets:
+    """SentencePiece units of the ``words`` transcripts; hard loss: CTC.
+
+    The CTC blank takes the tokenizer's ``<unk>`` id (``blank_index``, 0 by default), so the
+    model has ``vocab_size`` outputs; a transcript with characters the tokenizer does not know
+    would need ``<unk>`` and is refused. Validation decodes greedily; test with ``test_search``
+    (e.g. ``CTCBeamSearcher``), given the tokenizer's pieces as ``vocab_list``.
+
+    Arguments
+    ---------
+    tokenizer : callable
+        Builds (training on first use) a ``speechbrain.tokenizers.SentencePiece.SentencePiece``.
+    blank_index : int
+        Output index of the CTC blank.
+    test_search : callable
+        Partial of a ``speechbrain.decoders.ctc.CTCBaseSearcher`` subclass.
+    scoring_filter : callable
+        Maps a word list to the words scored, applied to hypotheses and references alike
+        (e.g. a GLM normaliser for Switchboard); None scores the words as they are.
+    """
+
+    error_key = "WER"
+
+    def __init__(
+        self,
+        tokenizer: Callable,
+        blank_index: int = 0,
+        test_search: Callable = None,
+        scoring_filter: Callable[[List[str]], List[str]] = None,
+    ):
+        self.make_tokenizer = tokenizer
+        self.blank_index = blank_index
+        self.test_search = test_search
+        self.scoring_filter = scoring_filter
+        self.tokenizer = None
+
+    def prepare(self) -> None:
+        """Train (first time) and load the SentencePiece model."""
+        sentencepiece = self.make_tokenizer()
+        self.tokenizer = sentencepiece.sp
+        self.tokenizer_file = sentencepiece.prefix_model_file + ".model"
+        if self.blank_index != self.tokenizer.unk_id():
+            raise ValueError(
+                f"blank_index {self.blank_index} must be the tokenizer's <unk> id "
+                f"{self.tokenizer.unk_id()}, which no transcript may use."
+            )
+        vocab = [self.tokenizer.id_to_piece(i) for i in range(self.tokenizer.vocab_size())]
+        self.searcher = (
+            self.test_search(blank_index=self.blank_index, vocab_list=vocab)
+            if self.test_search
+            else None
+        )
+
+    @property
+    def num_labels(self) -> int:
+        """Model outputs: the tokenizer's vocabulary, whose ``<unk>`` serves as blank."""
+        return self.tokenizer.vocab_size()
+
+    def outputs(self) -> Dict:
+        """What the model's outputs mean: the units in output order (blank included)."""
+        units = [self.tokenizer.id_to_piece(i) for i in range(self.num_labels)]
+        units[self.blank_index] = "<blank>"
+        return {"kind": "ctc", "num_labels": self.num_labels, "units": units}
+
+    def add_to_dataset(
+        self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int
+    ) -> DatasetItems:
+        """Tokenize every transcript now, refusing empty ones and unknown characters, and add
+        the ``words`` and ``tokens`` items."""
+        tokens = {}
+        for utt_id in num_samples:
+            words = dataset.data[utt_id].get("words")
+            if words is None:
+                raise ValueError(f"{manifest}: CTC targets need a 'words' column.")
+            ids = self.tokenizer.encode_as_ids(words)
+            if not words.strip() or not ids:
+                raise ValueError(f"{manifest}: utterance '{utt_id}' has an empty transcript.")
+            if self.blank_index in ids:
+                unknown = sorted(
+                    {
+                        c
+                        for c in words
+                        if not c.isspace() and self.blank_index in self.tokenizer.encode_as_ids(c)
+                    }
+                )
+                raise ValueError(
+                    f"{manifest}: utterance '{utt_id}' has characters outside the tokenizer: {unknown}."
+                )
+            if len(ids) > num_frames(num_samples[utt_id], hop):
+                raise ValueError(f"{manifest}: utterance '{utt_id}' has more units than frames.")
+            tokens[utt_id] = torch.tensor(ids, dtype=torch.long)
+
+        @takes("id")
+        @provides("tokens")
+        def token_pipeline(utt_id):
+            return tokens[utt_id]
+
+        dataset.add_dynamic_item(token_pipeline)
+        return DatasetItems(["words", "tokens"], set(tokens))
+
+    def hard_loss(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> torch.Tensor:
+        """SpeechBrain's CTC loss (mean over utterances of the loss per target unit)."""
+        tokens, token_lens = batch.tokens
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        return ctc_loss(log_probs, tokens, lengths / logits.shape[1], token_lens, self.blank_index)
+
+    def decode(
+        self, logits: torch.Tensor, lengths: torch.Tensor, search: Callable = None
+    ) -> List[List[str]]:
+        """Word sequences: greedy, or with ``search`` (a CTC searcher)."""
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        relative = lengths / logits.shape[1]
+        if search is None:
+            sequences = ctc_greedy_decode(log_probs, relative, blank_id=self.blank_index)
+            return [self.tokenizer.decode_ids(ids).split() for ids in sequences]
+        return [hyps[0].text.split() for hyps in search(log_probs, relative)]
+
+    def metrics(self, stage, group_by: Optional[str] = None) -> "WordErrorRates":
+        """WER/CER trackers, decoding greedily on valid and with the test searcher on test
+        (also per value of the batch item ``group_by`` if given); None on training batches,
+        which are not decoded."""
+        if stage == Stage.TRAIN:
+            return None
+        return WordErrorRates(self, self.searcher if stage == Stage.TEST else None, group_by)

@@ -1,0 +1,1 @@
+"""Deployment: the inference folder that transcribes audio, and TorchScript/ONNX export."""

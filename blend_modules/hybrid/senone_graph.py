@@ -1,0 +1,162 @@
+"""The decoding graph of a model trained on senone frame targets
+(:mod:`blend_modules.alignment.senone_targets`): a CMU-phone lexicon, the forced aligner's triphone
+-> senone tying (:mod:`blend_modules.alignment.mdef`) mapped onto the model's labels
+(``labels.txt``), and a bigram language model estimated on the training transcripts only
+(:mod:`blend_modules.hybrid.language_model`).
+
+Each phone of a pronunciation is its 3 HMM states; within a word a phone's neighbours are known,
+so its states carry the labels of exactly that triphone. Across a word boundary the graph does
+not track the neighbouring word (no C transducer), so the first and last phone of a word may
+emit the labels of that triphone in any left / right context (the union, over the CMU phones and
+silence). With the recipes' label inventories (a few hundred senones of their own, the others
+backed off to their context-independent state) these unions are small.
+
+Usable from any recipe's YAML as the ``graph`` of
+:class:`blend_modules.hybrid.decoder.WordDecoder`::
+
+    graph: !name:blend_modules.hybrid.senone_graph.senone_graph
+        labels: !ref <prepared_folder>/labels.txt
+        lexicon: !ref <data_folder>/resource/lexicon.txt
+        train_csv: !ref <train_csv>
+        train_alignments: !ref <train_alignments>
+"""
+
+import csv
+import logging
+import tempfile
+from pathlib import Path
+from typing import List, Sequence, Set, Tuple
+
+import kaldifst
+
+from blend_modules.alignment.labels import SenoneLabels, read_labels
+from blend_modules.alignment.lexicon import CMU_PHONES, SILENCE_PHONE, read_lexicon
+from blend_modules.alignment.mdef import Triphones
+from blend_modules.data.alignments import read_alignments
+from blend_modules.hybrid.hmm_graphs import Pronunciation, lexicon_graph, self_loop_probabilities
+from blend_modules.hybrid.language_model import write_bigram_arpa
+
+logger = logging.getLogger(__name__)
+
+CONTEXTS = [SILENCE_PHONE, *CMU_PHONES]  # what may precede or follow a word
+
+
+VOCABULARIES = ("lexicon", "train")
+
+
+def phone_states(
+    phones: Sequence[str], triphones: Triphones, labels: SenoneLabels
+) -> List[Set[int]]:
+    """The HMM states of a pronunciation (3 per phone), each the set of model labels it may
+    emit: its triphone's senones within the word, any context across the word boundary."""
+    states = []
+    for index, phone in enumerate(phones):
+        first, last = index == 0, index == len(phones) - 1
+        position = "s" if first and last else "b" if first else "e" if last else "i"
+        lefts = CONTEXTS if first else [phones[index - 1]]
+        rights = CONTEXTS if last else [phones[index + 1]]
+        for state in range(3):
+            states.append(
+                {
+                    labels(triphones.senones(phone, left, right, position)[state], phone, state)
+                    for left in lefts
+                    for right in rights
+                }
+            )
+    return states
+
+
+def default_dictionary_path() -> Path:
+    """The pronunciation dictionary of pocketsphinx's bundled en-us model (the aligner's)."""
+    import pocketsphinx  # imported here: only graph building for these targets needs it
+
+    return Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+
+
+def read_transcripts(manifest, words_column: str = "words") -> List[List[str]]:
+    """The word sequences of a manifest's utterances."""
+    with open(manifest, newline="") as csv_file:
+        return [row[words_column].split() for row in csv.DictReader(csv_file)]
+
+
+def senone_graph(
+    labels,
+    lexicon,
+    train_csv,
+    train_alignments=None,
+    vocabulary: str = "lexicon",
+    discount: float = 0.75,
+    dictionary=None,
+    mdef=None,
+    self_loop_scale: float = 1.0,
+) -> Tuple[kaldifst.StdVectorFst, List[str]]:
+    """The decoding graph and its word list for a senone-target model.
+
+    Arguments
+    ---------
+    labels : path
+        The model's ``labels.txt`` (label id, name, aligner senones).
+    lexicon : path
+        The corpus's CMU-phone lexicon (``WORD PH1 PH2 ...``). A word's pronunciations are
+        those of the aligner's ``dictionary`` if it has the word (the targets were aligned with
+        them), else the lexicon's; every word of the training transcripts needs one.
+    train_csv : path
+        The training manifest: its ``words`` estimate the bigram language model (never test
+        text).
+    train_alignments : path
+        The training frame alignments, for HMM self-loop probabilities (optional).
+    vocabulary : str
+        ``lexicon``: the training words and every lexicon word (a closed vocabulary; words
+        never seen in training share the language model's back-off mass); ``train``: only the
+        training transcripts' words (any other word is an error).
+    discount : float
+        The language model's absolute discount.
+    dictionary : path
+        The aligner's pronunciation dictionary (default: pocketsphinx's bundled CMUdict).
+    mdef : path
+        The aligner's model definition (default: pocketsphinx's bundled en-us model).
+    self_loop_scale : float
+        Scales the HMM stay and leave costs (``mkgraph.sh``'s ``--self-loop-scale``).
+    """
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}.")
+    corpus_lexicon = read_lexicon(lexicon)
+    aligner_dictionary = read_lexicon(dictionary or default_dictionary_path())
+
+    def pronunciations_of(word: str) -> List[str]:  # the aligner's first, as in alignment
+        return aligner_dictionary.get(word.lower()) or corpus_lexicon.get(word, [])
+
+    transcripts = read_transcripts(train_csv)
+    training_words = {word for words in transcripts for word in words}
+    missing = sorted(word for word in training_words if not pronunciations_of(word))
+    if missing:
+        raise ValueError(
+            f"{lexicon}: no pronunciation for {len(missing)} word(s) of {train_csv} (nor in the "
+            f"aligner's dictionary): {missing[:10]}"
+        )
+    words = sorted(training_words | set(corpus_lexicon if vocabulary == "lexicon" else []))
+    senone_labels, triphones = SenoneLabels(read_labels(labels)), Triphones(mdef)
+    pronunciations = [
+        Pronunciation(word, phone_states(phones.split(), triphones, senone_labels))
+        for word in words
+        for phones in pronunciations_of(word)
+    ]
+    silence = phone_states([SILENCE_PHONE], triphones, senone_labels)
+    self_loop_probs = None
+    if train_alignments is not None:
+        alignments = read_alignments(train_alignments, senone_labels.count)
+        self_loop_probs = self_loop_probabilities(alignments, senone_labels.count)
+    with tempfile.TemporaryDirectory() as folder:
+        arpa = Path(folder) / "lm.arpa"
+        lm_counts = write_bigram_arpa(transcripts, words, arpa, discount)
+        graph = lexicon_graph(
+            pronunciations, silence, words, arpa, self_loop_probs, self_loop_scale
+        )
+    logger.info(
+        "Senone graph: %d words (%s vocabulary), %d pronunciations, bigram LM %s.",
+        len(words),
+        vocabulary,
+        len(pronunciations),
+        lm_counts,
+    )
+    return graph, words

@@ -1,0 +1,157 @@
+"""Trained models loaded from their own training folders, to teach a student or join an
+ensemble.
+
+A teacher folder is what ``train_teacher.py`` writes: ``hyperparams.yaml`` (with ``features``,
+``normalize`` and ``model``) and ``save/`` with checkpoints holding the recoverables ``model``
+and ``normalizer``. Any architecture declared that way can teach; the student's script needs
+no change. A teacher runs online (in each training step) or is dumped once to a top-k store
+(:mod:`blend_modules.training.teacher_store`)."""
+
+import json
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+from blend_modules.data.frames import relative_lengths
+from blend_modules.training.blend_options import check_blend_options
+from blend_modules.training.checkpoints import CompleteCheckpointer, preserved_random_state
+from blend_modules.training.experiment import SUMMARY_FILE
+
+logger = logging.getLogger(__name__)
+
+
+def feature_settings(features: Dict) -> Dict:
+    """The scalar settings of a ``features`` hparams block (what must match between models)."""
+    return {key: value for key, value in features.items() if isinstance(value, (int, float, str))}
+
+
+class Teacher(torch.nn.Module):
+    """A trained teacher: its own input normalisation followed by its model, run on padded
+    batches (the models' outputs do not depend on batching, see :mod:`blend_modules.models.vgg`)."""
+
+    def __init__(
+        self, normalize: torch.nn.Module, model: torch.nn.Module, features: Dict, checkpoint: str
+    ):
+        super().__init__()
+        self.normalize, self.model = normalize, model
+        self.feature_settings = feature_settings(features)
+        self.checkpoint = checkpoint
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Per-frame logits ``[batch, frames, labels]`` from unnormalised ``[batch, frames,
+        features]`` and each utterance's number of real frames."""
+        relative = relative_lengths(lengths, features.shape[1])
+        return self.model(self.normalize(features, relative), relative)
+
+
+def describe_outputs(outputs: Dict) -> str:
+    """A short description of a targets' ``outputs()`` for error messages."""
+    units = outputs.get("units")
+    shown = f", units {units[:8]}{'...' if len(units) > 8 else ''}" if units else ""
+    return f"{outputs['kind']} targets with {outputs['num_labels']} outputs{shown}"
+
+
+def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Teacher:
+    """Load the best (lowest valid error) checkpoint of a trained teacher, in eval mode.
+
+    Raises ``ValueError`` if the folder holds no trained teacher, if its checkpoint does not fit
+    the architecture in its ``hyperparams.yaml``, or if its features or outputs (labels, or CTC
+    units) differ from the student's (blending compares the two frame by frame).
+    """
+    teacher_folder = Path(teacher_folder)
+    hparams_file = teacher_folder / "hyperparams.yaml"
+    if not hparams_file.is_file():
+        raise ValueError(
+            f"teacher_folder {teacher_folder} has no hyperparams.yaml: train the teacher first "
+            "(python train_teacher.py hparams/blstm.yaml) or point teacher_folder at it."
+        )
+    with open(hparams_file) as fin, preserved_random_state():  # the YAML reseeds on load
+        teacher_hparams = load_hyperpyyaml(fin)
+    mismatched = {
+        key: (value, feature_settings(student_features).get(key))
+        for key, value in feature_settings(teacher_hparams["features"]).items()
+        if feature_settings(student_features).get(key) != value
+    }
+    if mismatched:
+        raise ValueError(
+            f"Teacher {teacher_folder} used other features than the student "
+            f"(key: (teacher, student)): {mismatched}. Teacher and student must share frames."
+        )
+    teacher_targets = teacher_hparams["targets"]
+    teacher_targets.prepare()
+    if teacher_targets.outputs() != student_targets.outputs():
+        raise ValueError(
+            f"Teacher {teacher_folder} predicts other outputs than the student: "
+            f"{describe_outputs(teacher_targets.outputs())} against "
+            f"{describe_outputs(student_targets.outputs())}."
+        )
+    model, normalize = teacher_hparams["model"], teacher_hparams["normalize"]
+    checkpointer = CompleteCheckpointer(
+        teacher_folder / "save", recoverables={"model": model, "normalizer": normalize}
+    )
+    checkpoint = checkpointer.find_checkpoint(min_key=teacher_targets.error_key)
+    if checkpoint is None:
+        raise ValueError(f"No teacher checkpoint in {teacher_folder / 'save'}: train it first.")
+    try:
+        checkpointer.load_checkpoint(checkpoint)
+    except (RuntimeError, KeyError) as error:
+        raise ValueError(
+            f"Teacher checkpoint {checkpoint.path} does not fit the model in {hparams_file}: {error}"
+        ) from error
+    logger.info(
+        "Loaded teacher %s (valid %s %.4f).",
+        checkpoint.path,
+        teacher_targets.error_key,
+        checkpoint.meta[teacher_targets.error_key],
+    )
+    # the checkpoint's name, not its path: a results folder may move
+    teacher = Teacher(normalize, model, teacher_hparams["features"], checkpoint.path.name)
+    return teacher.eval()
+
+
+def load_blending_teacher(hparams: Dict) -> Tuple[Optional[Teacher], Dict]:
+    """The teacher a student blends with (``teacher_folder``), its blending options checked
+    first, and what the run's summary records of it; ``None`` for a hard-label student
+    (``hard_weight: 1.0``, whose YAML need not have teacher settings at all)."""
+    summary = {"hard_weight": hparams["hard_weight"]}
+    if hparams["hard_weight"] == 1.0:
+        return None, summary
+    hparams.setdefault("soft_loss", "frames")  # the paper's; CTC YAMLs may choose another
+    check_blend_options(
+        hparams["hard_weight"],
+        hparams["top_k"],
+        hparams["targets"].num_labels,
+        hparams["temperature"],
+        hparams["teacher_mode"],
+        hparams.get("teacher_store_top_k"),
+        hparams["soft_loss"],
+        getattr(hparams["targets"], "blank_index", None),
+    )
+    teacher = load_teacher(hparams["teacher_folder"], hparams["features"], hparams["targets"])
+    summary.update(
+        top_k=hparams["top_k"],
+        temperature=hparams["temperature"],
+        soft_loss=hparams["soft_loss"],
+        teacher_mode=hparams["teacher_mode"],
+        teacher=teacher.checkpoint,
+    )
+    return teacher, summary
+
+
+def load_ensemble_members(hparams: Dict) -> Tuple[List[Teacher], Dict]:
+    """The trained models of ``ensemble_members`` (their output folders, e.g. the teacher and
+    the hard-label CNN of one seed) and what the ensemble's summary records: each member's
+    checkpoint, and as ``train_time_s`` the members' training time together (when every
+    member has a ``summary.json``)."""
+    folders = [Path(folder) for folder in hparams["ensemble_members"]]
+    members = [load_teacher(folder, hparams["features"], hparams["targets"]) for folder in folders]
+    checkpoints = [f"{folder}: {member.checkpoint}" for folder, member in zip(folders, members)]
+    summary = {"members": checkpoints}
+    summaries = [folder / SUMMARY_FILE for folder in folders]
+    if all(path.is_file() for path in summaries):
+        seconds = sum(json.loads(path.read_text())["train_time_s"] for path in summaries)
+        summary["train_time_s"] = round(seconds, 1)
+    return members, summary
