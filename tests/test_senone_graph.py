@@ -181,6 +181,18 @@ def test_training_word_without_pronunciation_is_refused(speechocean_prepared, tm
         senone_graph(speechocean_prepared / "labels.txt", LEXICON, manifest)
 
 
+def test_no_lexicon_uses_the_aligners_dictionary(speechocean_prepared, tmp_path):
+    """``lexicon: null`` (issue 24: a bare TypeError): the aligner's dictionary alone; a word it
+    lacks is refused naming the key."""
+    manifest = tmp_path / "train.csv"
+    manifest.write_text("ID,duration,wav,words\nu1,1.0,a.wav,HELLO WORLD\nu2,1.0,b.wav,WORLD\n")
+    graph, words = senone_graph(speechocean_prepared / "labels.txt", None, manifest)
+    assert words == ["HELLO", "WORLD"] and graph.num_states > 0
+    manifest.write_text("ID,duration,wav,words\nu1,1.0,a.wav,HELLO ZORBLAXIAN\n")
+    with pytest.raises(ValueError, match=r"lexicon: null, and no pronunciation .*'ZORBLAXIAN'"):
+        senone_graph(speechocean_prepared / "labels.txt", None, manifest)
+
+
 def test_lexicon_with_unknown_phones_is_refused(speechocean_prepared, tmp_path):
     lexicon = tmp_path / "lexicon.txt"
     shutil.copy(LEXICON, lexicon)

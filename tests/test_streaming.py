@@ -72,3 +72,18 @@ def test_finish_without_an_utterance_is_refused(utterances):
     model, _ = trained_looking(VGG_MODELS[0], utterances)
     with pytest.raises(RuntimeError, match="before any accept"):
         StreamingCNN(model).finish()
+
+
+def test_empty_chunks_first_or_midstream_change_nothing(utterances):
+    """A chunk of no frames, even the first of an utterance, returns no outputs and leaves the
+    stream as it was (issue 24: an empty first chunk crashed in the convolution)."""
+    model, normalize = trained_looking(VGG_MODELS[0], utterances)
+    stream, features = StreamingCNN(model, normalize), utterances[0]
+    with torch.no_grad():
+        whole = model(normalize(features[None], torch.ones(1)))[0]
+    empty = features[:0]
+    outputs = [stream.accept(empty)]
+    outputs += [stream.accept(chunk) for chunk in features.split(7)]
+    outputs += [stream.accept(empty), stream.finish()]
+    assert outputs[0].shape == (0, whole.shape[1])
+    assert (torch.cat(outputs) - whole).abs().max() < 1e-5

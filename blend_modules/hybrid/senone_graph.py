@@ -99,7 +99,8 @@ def senone_graph(
     lexicon : path
         The corpus's CMU-phone lexicon (``WORD PH1 PH2 ...``). A word's pronunciations are
         those of the aligner's ``dictionary`` if it has the word (the targets were aligned with
-        them), else the lexicon's; every word of the training transcripts needs one.
+        them), else the lexicon's; every word of the training transcripts needs one. None: the
+        aligner's dictionary alone.
     train_csv : path
         The training manifest: its ``words`` estimate the bigram language model (never test
         text).
@@ -120,7 +121,7 @@ def senone_graph(
     """
     if vocabulary not in VOCABULARIES:
         raise ValueError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}.")
-    corpus_lexicon = read_lexicon(lexicon)
+    corpus_lexicon = read_lexicon(lexicon) if lexicon is not None else {}
     aligner_dictionary = read_lexicon(dictionary or default_dictionary_path())
 
     def pronunciations_of(word: str) -> List[str]:  # the aligner's first, as in alignment
@@ -130,8 +131,9 @@ def senone_graph(
     training_words = {word for words in transcripts for word in words}
     missing = sorted(word for word in training_words if not pronunciations_of(word))
     if missing:
+        where = f"{lexicon}:" if lexicon is not None else "lexicon: null, and"
         raise ValueError(
-            f"{lexicon}: no pronunciation for {len(missing)} word(s) of {train_csv} (nor in the "
+            f"{where} no pronunciation for {len(missing)} word(s) of {train_csv} (nor in the "
             f"aligner's dictionary): {missing[:10]}"
         )
     words = sorted(training_words | set(corpus_lexicon if vocabulary == "lexicon" else []))

@@ -62,6 +62,8 @@ class StreamingCNN:
             features = self.normalize(features[None], torch.ones(1))[0]
         maps = features[None, None]  # [1, channels, frames, freq], as the model's maps
         if not self.pending:
+            if maps.shape[2] == 0:  # the layers' buffers take their shapes from a first frame
+                return torch.zeros(0, self.model.head[-1].out_features)
             self._start(maps)
         return self._push(maps, last=False)
 
