@@ -59,7 +59,7 @@ PAIRS = {
         620,
         "recipes/SpeechOcean762/Blend/results/prepared/test.csv",
     ),
-    # the student at about a fifth of vgg_medium's FLOPs that the study trains (small_*)
+    # the student at about a sixth of vgg_medium's FLOPs that the study trains (small_*)
     "speechocean762_narrow": (
         "blstm_medium",
         "vgg_narrow",

@@ -9,7 +9,7 @@
 # docs/study/<corpus>[_ctc]/ (python -m blend_modules.analysis.study).
 # Frame targets: the headline (teacher, CNN, their posteriors averaged (the ensemble), blended
 # CNN at λ 0.5, k 10, T 1; SEEDS, each student learning from the teacher of its own seed), then
-# at seed 1986: λ ∈ {0, 0.25, 0.75}; a student of about a fifth of the teacher's FLOPs
+# at seed 1986: λ ∈ {0, 0.25, 0.75}; a student of about a sixth of the teacher's FLOPs
 # (small_cnn, small_blend at the best λ); k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best
 # λ; T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.analysis.study best). Then
 # the remedies for a blend that does not beat the baselines (SEEDS): a stronger teacher
@@ -81,7 +81,7 @@ if [ "$targets" = frame ]; then
     for weight in 0.0 0.25 0.75; do
         frame_blend 1986 "$weight" 10 1.0 "$@"
     done
-    # a student of about a fifth of the teacher's FLOPs (hparams/models/vgg_narrow.yaml), on hard
+    # a student of about a sixth of the teacher's FLOPs (hparams/models/vgg_narrow.yaml), on hard
     # labels and blended at the best λ: does blending bring it to the teacher (issue 14)?
     read -r weight k temperature < <($python -m blend_modules.analysis.study best "$study")
     narrow=$($python -m blend_modules.data.hparams "$repo/hparams/models/vgg_narrow.yaml")
