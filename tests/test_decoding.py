@@ -1,13 +1,18 @@
 """Hybrid decoding to words: label priors (unseen labels disabled), the connected-digit graph,
 Kaldi's FasterDecoder through kaldi-decoder, and the acoustic scale chosen on valid."""
 
+import functools
+
+import kaldifst
 import numpy as np
 import pytest
 import torch
 from fsdd_prepare import DIGIT_WORDS, digit_graph, label_names
 
 from blend_modules.data.alignments import write_alignments
-from blend_modules.hybrid.decoder import WordDecoder, decode
+from blend_modules.hybrid import graph_cache
+from blend_modules.hybrid.decoder import WordDecoder, decode, with_word_penalty
+from blend_modules.hybrid.graph_cache import build_cached_graph
 from blend_modules.hybrid.hmm_graphs import self_loop_probabilities, transition_costs
 from blend_modules.hybrid.priors import DISABLED_LOG_PRIOR, log_priors, pseudo_log_likelihoods
 from blend_modules.hybrid.scoring import HybridWordErrors
@@ -142,3 +147,69 @@ def test_graph_beyond_the_model_outputs_is_refused(tmp_path):
         match=r"graph.fst: the graph's input labels reach model label 30, but the model has 20 outputs",
     ):
         decoder.prepare(20)
+
+
+def test_graph_cache_is_rebuilt_when_what_builds_it_changes(tmp_path, monkeypatch):
+    """Keyword and positional arguments, a given file's content and the code's graph format
+    each rebuild the cached graph; the same callable reuses it."""
+    built = []
+
+    def build(*args, **kwargs):
+        built.append((args, kwargs))
+        return digit_graph()
+
+    alignments = tmp_path / "train.ali"
+    write_alignments(alignments, {"u": digit_frames([1, 2], np.random.default_rng(0))})
+    folder = tmp_path / "graph"
+    build_cached_graph(functools.partial(build, 1, alignments=alignments), folder)
+    build_cached_graph(functools.partial(build, 1, alignments=alignments), folder)
+    assert len(built) == 1
+    build_cached_graph(functools.partial(build, 2, alignments=alignments), folder)  # positional
+    assert len(built) == 2
+    build_cached_graph(functools.partial(build, 2, alignments=alignments, scale=0.1), folder)
+    assert len(built) == 3
+    write_alignments(alignments, {"u": digit_frames([3], np.random.default_rng(1))})  # content
+    build_cached_graph(functools.partial(build, 2, alignments=alignments, scale=0.1), folder)
+    assert len(built) == 4
+    monkeypatch.setattr(graph_cache, "GRAPH_FORMAT", graph_cache.GRAPH_FORMAT + 1)
+    build_cached_graph(functools.partial(build, 2, alignments=alignments, scale=0.1), folder)
+    assert len(built) == 5
+    assert graph_cache.describe_callable(build)["packages"]["pocketsphinx"] != "not installed"
+
+
+def test_word_insertion_penalty_is_chosen_with_the_scale_and_costs_every_word(tmp_path):
+    """A penalty adds its cost to each word the graph outputs; valid chooses the (scale,
+    penalty) pair with the lowest WER, and test is decoded with that pair only."""
+    graph, words = digit_graph()
+    penalised = with_word_penalty(graph, 2.5)
+    costs = {}
+    for name, fst in (("plain", graph), ("penalised", penalised)):
+        costs[name] = {
+            (state, arc.ilabel, arc.olabel, arc.nextstate): arc.weight.value
+            for state in kaldifst.StateIterator(fst)
+            for arc in kaldifst.ArcIterator(fst, state)
+        }
+    assert costs["plain"].keys() == costs["penalised"].keys()
+    for arc, cost in costs["plain"].items():
+        assert costs["penalised"][arc] == pytest.approx(cost + (2.5 if arc[2] else 0.0))
+
+    decoder = WordDecoder(
+        digit_graph, tmp_path / "graph", acoustic_scales=[1.0], word_insertion_penalties=[0, 200]
+    )
+    decoder.prepare(NUM_LABELS)
+    decoder.label_log_priors = log_priors(np.ones(NUM_LABELS))
+    rng = np.random.default_rng(3)
+    valid = HybridWordErrors(decoder)
+    for index, digits in enumerate(([4, 2], [7, 7, 1])):
+        labels = digit_frames(digits, rng)
+        valid.add(
+            f"v{index}", noisy_log_posteriors(labels, rng, 4.0), [DIGIT_WORDS[d] for d in digits]
+        )
+    stats = valid.summarize()
+    assert stats["WER_at_scale_1_wip_0"] == 0.0 < stats["WER_at_scale_1_wip_200"]  # deletions
+    assert stats["word_insertion_penalty"] == 0.0
+    decoder.acoustic_scale, decoder.word_insertion_penalty = 1.0, 200.0  # as if valid chose it
+    labels = digit_frames([5], rng)
+    test = HybridWordErrors(decoder)
+    test.add("t", noisy_log_posteriors(labels, rng, 4.0), [DIGIT_WORDS[5]])
+    assert test.summarize()["word_insertion_penalty"] == 200.0

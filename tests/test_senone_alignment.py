@@ -162,6 +162,23 @@ def test_unknown_word_and_failed_alignment_are_left_out_and_counted(corpus_copy,
     assert stats["alignment"]["test"]["aligned"] == 38
     ali = read_alignments(tmp_path / "prepared" / "test.ali", len(CI_STATES) + KEPT)
     assert utt_id not in ali and second not in ali and len(ali) == 38
+    # still decoded and scored in words (WER over all 40), left out of frame accuracy only
+    hparams = recipe_hparams(corpus_copy, tmp_path / "prepared", vocabulary="train")
+    hparams["targets"].prepare()
+    test = dataio_prepare(hparams)["test"]["test"]
+    assert len(test) == 40
+    metrics = hparams["targets"].metrics(Stage.TEST)
+    for batch in SaveableDataLoader(test, batch_size=8, collate_fn=PaddedBatch):
+        labels = batch.frame_labels.data
+        lengths = torch.round(batch.frame_labels.lengths * labels.shape[1]).long()
+        logits = torch.nn.functional.one_hot(labels.clamp(min=0), len(CI_STATES) + KEPT)
+        metrics.append(logits.float(), batch, lengths)
+        for row, utt in enumerate(batch.id):
+            assert (labels[row, : lengths[row]] < 0).all() == (utt in (utt_id, second))
+    stats = metrics.summarize()
+    assert stats["unaligned_utterances"] == 2 and stats["frame_acc"] == 1.0
+    assert len(metrics.words.best[None].scores) == 40
+    assert metrics.utterances[utt_id] == metrics.utterances[second] == (0, 0)  # no frame scored
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,13 @@ mdef, the bigram language model, and the speechocean762 graph decoding the align
 sequences back to the transcripts; bad inputs refused naming the file."""
 
 import csv
+import functools
+import json
+import math
 import shutil
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,8 +21,17 @@ from blend_modules.alignment.labels import CI_STATES
 from blend_modules.alignment.lexicon import read_lexicon
 from blend_modules.alignment.mdef import WORD_POSITIONS, Triphones, read_mdef
 from blend_modules.data.alignments import read_alignments
-from blend_modules.hybrid.decoder import decode
-from blend_modules.hybrid.language_model import write_bigram_arpa
+from blend_modules.hybrid.decoder import WordDecoder, decode
+from blend_modules.hybrid.language_model import (
+    BackoffBigram,
+    arpa_to_fst,
+    choose_interpolation_weight,
+    default_generic_lm_path,
+    estimate_bigram,
+    generic_bigram,
+    interpolate,
+    read_arpa,
+)
 from blend_modules.hybrid.senone_graph import default_dictionary_path, senone_graph
 
 LEXICON = EMBEDDED / "resource" / "lexicon.txt"
@@ -87,36 +101,137 @@ def test_mdef_that_is_not_binary_is_refused(tmp_path):
         read_mdef(path)
 
 
-def read_arpa(path):
-    """{order: {ngram tuple: (log10 p, log10 backoff)}} of an ARPA file."""
-    grams, order = defaultdict(dict), None
-    for line in path.read_text().splitlines():
-        if line.endswith("-grams:"):
-            order = int(line[1])
-        elif order and line.strip() and not line.startswith("\\"):
-            fields = line.split("\t")
-            grams[order][tuple(fields[1].split())] = (float(fields[0]), float((fields + ["0"])[2]))
-    return grams
-
-
 def test_bigram_model_is_normalised_and_keeps_unseen_words(tmp_path):
     sentences = [["a", "b"], ["b", "a", "a"], ["a", "c", "b"]]
-    counts = write_bigram_arpa(sentences, ["a", "b", "c", "d"], tmp_path / "lm.arpa")
+    model, counts = estimate_bigram(sentences, ["a", "b", "c", "d"])
     assert counts["tokens"] == 8 and counts["training_word_types"] == 3
-    grams = read_arpa(tmp_path / "lm.arpa")
-    unigram = {w[0]: 10**p for w, (p, _) in grams[1].items() if w != ("<s>",)}
+    model.write_arpa(tmp_path / "lm.arpa")
+    read = read_arpa(tmp_path / "lm.arpa")  # what the graph is built from
+    unigram = {word: 10**p for word, p in read.unigram.items()}
     assert sum(unigram.values()) == pytest.approx(1.0)
     assert unigram["d"] > 0  # in the vocabulary, never seen: the back-off mass
     for history in ("<s>", "a", "b", "c"):
-        backoff = 10 ** grams[1][(history,)][1]
-
-        def probability(word):
-            seen = grams[2].get((history, word))
-            return 10 ** seen[0] if seen else backoff * unigram[word]
-
-        assert sum(probability(word) for word in unigram) == pytest.approx(1.0)
+        assert read.distribution(history).sum() == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"missing from the vocabulary: \['c'\]"):
-        write_bigram_arpa(sentences, ["a", "b"], tmp_path / "bad.arpa")
+        estimate_bigram(sentences, ["a", "b"])
+
+
+def test_bigram_discounting_by_hand():
+    """Interpolated absolute discounting, D = 0.75, computed by hand: 11 predicted tokens (a 4,
+    b 3, c 1, </s> 3); the 3 / 11 freed by discounting the 4 seen types spread evenly over the 5
+    predicted words; a history keeps D · followers / count for the unigram."""
+    model, _ = estimate_bigram([["a", "b"], ["b", "a", "a"], ["a", "c", "b"]], "abcd")
+    unigram = {"a": 3.85 / 11, "b": 2.85 / 11, "c": 0.85 / 11, "d": 0.6 / 11, "</s>": 2.85 / 11}
+    for word, probability in unigram.items():
+        assert 10 ** model.unigram[word] == pytest.approx(probability)
+    expected = {  # (word, history): (count - D) / history count + backoff · unigram
+        ("a", "<s>"): 1.25 / 3 + 0.5 * unigram["a"],
+        ("b", "<s>"): 0.25 / 3 + 0.5 * unigram["b"],
+        ("d", "<s>"): 0.5 * unigram["d"],  # backed off
+        ("b", "a"): 0.25 / 4 + 0.75 * unigram["b"],
+        ("</s>", "b"): 1.25 / 3 + 0.5 * unigram["</s>"],
+        ("c", "b"): 0.5 * unigram["c"],
+        ("b", "c"): 0.25 / 1 + 0.75 * unigram["b"],
+    }
+    for (word, history), probability in expected.items():
+        assert 10 ** model.log10_prob(word, history) == pytest.approx(probability)
+
+
+def two_models():
+    """Two bigrams over x, y, </s>, each with one explicit bigram after x."""
+    first = BackoffBigram(
+        {"x": math.log10(0.5), "y": math.log10(0.3), "</s>": math.log10(0.2)},
+        {"x": {"y": math.log10(0.6)}},
+        {"x": math.log10(0.4 / 0.7)},
+    )
+    second = BackoffBigram(
+        {"x": math.log10(0.2), "y": math.log10(0.2), "</s>": math.log10(0.6)},
+        {"x": {"x": math.log10(0.5)}},
+        {"x": math.log10(0.5 / 0.8)},
+    )
+    return first, second
+
+
+def test_interpolation_and_backoff_by_hand():
+    """0.25 · first + 0.75 · second, computed by hand: both explicit bigrams after x get the
+    mixed probability (the other model's backed-off one mixed in), </s> after x the rest of the
+    mass in proportion to the mixed unigram; a history neither saw is the mixed unigram."""
+    first, second = two_models()
+    mixed = interpolate(first, second, 0.25)
+    assert 10 ** mixed.unigram["x"] == pytest.approx(0.275)
+    assert 10 ** mixed.unigram["</s>"] == pytest.approx(0.5)
+    p_y = 0.25 * 0.6 + 0.75 * (0.5 / 0.8 * 0.2)  # 0.24375
+    p_x = 0.25 * (0.4 / 0.7 * 0.5) + 0.75 * 0.5  # 0.44643
+    assert 10 ** mixed.log10_prob("y", "x") == pytest.approx(p_y)
+    assert 10 ** mixed.log10_prob("x", "x") == pytest.approx(p_x)
+    backoff = (1 - p_y - p_x) / (1 - 0.275 - 0.225)
+    assert 10 ** mixed.backoff["x"] == pytest.approx(backoff)
+    assert 10 ** mixed.log10_prob("</s>", "x") == pytest.approx(backoff * 0.5)
+    assert mixed.distribution("x").sum() == pytest.approx(1.0)
+    assert 10 ** mixed.log10_prob("y", "<s>") == pytest.approx(0.225)
+    sentences = [["x", "y"], ["x", "x"]]
+    weight, perplexities = choose_interpolation_weight(first, second, sentences, [0.0, 0.5, 1.0])
+    assert perplexities[weight] == min(perplexities.values())
+    assert perplexities[0.0] == pytest.approx(second.perplexity(sentences)["perplexity"])
+
+
+def test_perplexity_and_oov_by_hand():
+    first, _ = two_models()
+    stats = first.perplexity([["x", "y"], ["z", "x"]])  # z: out of the vocabulary
+    # scored: x|<s> 0.5, y|x 0.6, </s>|y 0.2, x|<s> (after the OOV) 0.5, </s>|x 0.4/0.7 · 0.2
+    log_total = math.log10(0.5 * 0.6 * 0.2 * 0.5 * 0.4 / 0.7 * 0.2)
+    assert stats["perplexity"] == pytest.approx(10 ** (-log_total / 5))
+    assert stats["oov_rate"] == 0.25 and stats["words"] == 4
+
+
+def test_generic_bigram_matches_pocketsphinx_queries():
+    """The generic LM restricted to a vocabulary keeps pocketsphinx's conditional
+    probabilities up to the renormalisation: ratios of two words after the same history are
+    its own (explicit bigrams and backed-off ones), every history's distribution sums to 1."""
+    from pocketsphinx import Config, LogMath, NGramModel
+
+    vocabulary = ["THE", "OF", "CAT", "SAT", "ON", "MAT", "A", "DOG", "ZORBLAXIAN"]
+    model, counts = generic_bigram(vocabulary)
+    assert counts == {"vocabulary": 9, "known_words": 8, "bigrams": model.num_bigrams}
+    config, log_math = Config(), LogMath(1.0001)
+    reference = NGramModel(config, log_math, str(default_generic_lm_path()))
+
+    def log10_reference(word, history):
+        query = [
+            word if word == "</s>" else word.lower(),
+            "<s>" if history == "<s>" else history.lower(),
+        ]
+        return reference.prob(query) * math.log10(1.0001)
+
+    for history in ["<s>", "THE", "CAT", "ON"]:
+        assert model.distribution(history).sum() == pytest.approx(1.0)
+        for word in ["CAT", "OF", "MAT", "</s>"]:
+            ratio = model.log10_prob(word, history) - model.log10_prob("THE", history)
+            expected = log10_reference(word, history) - log10_reference("THE", history)
+            assert ratio == pytest.approx(expected, abs=5e-4)  # its integer log rounding
+    assert model.num_bigrams > 0 and "ZORBLAXIAN" not in model.bigram  # unknown: backs off
+    assert 10 ** model.unigram["ZORBLAXIAN"] > 0
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda text: text.replace("\\end\\", ""), r"line \d+: no \\end\\"),
+        (
+            lambda text: text.replace("ngram 2=", "ngram 2=1"),
+            r"line 3: the header says 1\d* 2-grams",
+        ),
+        (lambda text: text.replace("\t-0.", "\tx0.", 1), r"line \d+: not a number"),
+    ],
+    ids=["no end", "count", "number"],
+)
+def test_damaged_arpa_is_refused_naming_the_line(tmp_path, damage, message):
+    model, _ = estimate_bigram([["a", "b"], ["b", "a"]], "ab")
+    model.write_arpa(tmp_path / "lm.arpa")
+    damaged = tmp_path / "damaged.arpa"
+    damaged.write_text(damage((tmp_path / "lm.arpa").read_text()))
+    with pytest.raises(ValueError, match=f"damaged.arpa, {message}"):
+        arpa_to_fst(damaged, ["a", "b"])
 
 
 def reference_words(manifest):
@@ -138,7 +253,9 @@ def test_graph_decodes_the_aligned_labels_to_the_transcripts(speechocean_prepare
     """The test set's own aligned label sequences (as near-certain posteriors) decode to its
     transcripts but for homophones: the graph holds the words as the aligner pronounced them,
     with the labels the targets gave each triphone state. No test text went into it."""
-    fst, words = graph
+    fst, words, files = graph
+    assert read_arpa_text(files["lm.arpa"]).words[:-1] == words  # the LM kept beside it
+    assert json.loads(files["lm.json"])["language_model"] == "train"
     assert len(words) > 2000  # the corpus lexicon: test words never seen in training included
     num_labels = len(CI_STATES) + KEPT
     references = reference_words(speechocean_prepared / "test.csv")
@@ -158,8 +275,39 @@ def test_graph_decodes_the_aligned_labels_to_the_transcripts(speechocean_prepare
     assert homophones < 0.1 * sum(len(words) for words in references.values())
 
 
+def read_arpa_text(text: str):
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "lm.arpa").write_text(text)
+        return read_arpa(Path(folder) / "lm.arpa")
+
+
+def test_interpolated_language_model_is_chosen_on_valid(speechocean_prepared, tmp_path):
+    """language_model: interpolated: the training bigram's weight is the valid perplexity's
+    best, and the ARPA and statistics land in the graph cache."""
+    decoder = WordDecoder(
+        functools.partial(
+            senone_graph,
+            labels=speechocean_prepared / "labels.txt",
+            lexicon=LEXICON,
+            train_csv=speechocean_prepared / "train.csv",
+            vocabulary="train",
+            language_model="interpolated",
+            valid_csv=speechocean_prepared / "valid.csv",
+        ),
+        tmp_path / "graph",
+    )
+    decoder.prepare(len(CI_STATES) + KEPT)
+    stats = json.loads((tmp_path / "graph" / "lm.json").read_text())
+    by_weight = stats["valid_perplexity_by_weight"]
+    assert by_weight[f"{stats['train_weight']:g}"] == min(by_weight.values())
+    assert stats["valid"]["perplexity"] == pytest.approx(min(by_weight.values()), abs=0.01)
+    lm = read_arpa(tmp_path / "graph" / "lm.arpa")
+    assert lm.words[:-1] == decoder.words
+    assert json.loads((tmp_path / "graph" / "graph_stats.json").read_text())["arcs"] > 0
+
+
 def test_training_vocabulary_leaves_unseen_words_out(speechocean_prepared):
-    _, words = senone_graph(
+    _, words, _ = senone_graph(
         speechocean_prepared / "labels.txt",
         LEXICON,
         speechocean_prepared / "train.csv",
@@ -186,7 +334,7 @@ def test_no_lexicon_uses_the_aligners_dictionary(speechocean_prepared, tmp_path)
     lacks is refused naming the key."""
     manifest = tmp_path / "train.csv"
     manifest.write_text("ID,duration,wav,words\nu1,1.0,a.wav,HELLO WORLD\nu2,1.0,b.wav,WORLD\n")
-    graph, words = senone_graph(speechocean_prepared / "labels.txt", None, manifest)
+    graph, words, _ = senone_graph(speechocean_prepared / "labels.txt", None, manifest)
     assert words == ["HELLO", "WORLD"] and graph.num_states > 0
     manifest.write_text("ID,duration,wav,words\nu1,1.0,a.wav,HELLO ZORBLAXIAN\n")
     with pytest.raises(ValueError, match=r"lexicon: null, and no pronunciation .*'ZORBLAXIAN'"):

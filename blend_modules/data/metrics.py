@@ -43,23 +43,30 @@ def write_utterance_scores(
 
 
 class FrameAccuracy:
-    """Frame accuracy over real frames; with ``group_by`` (a manifest column such as
-    ``age_group``) also per value of it, as ``frame_acc_<value>``; with ``words`` (a
-    ``HybridWordErrors``) also the word error rate of the decoded frames."""
+    """Frame accuracy over real frames with a label; with ``group_by`` (a manifest column such
+    as ``age_group``) also per value of it, as ``frame_acc_<value>``; with ``words`` (a
+    ``HybridWordErrors``) also the word error rate of the decoded frames, over every utterance:
+    those without alignment (no frame labelled) count in WER only, as
+    ``unaligned_utterances``."""
 
     def __init__(self, group_by: Optional[str] = None, words: HybridWordErrors = None):
         self.group_by, self.words = group_by, words
         self.correct, self.total = Counter(), Counter()  # by group; None: all utterances
         self.utterances = {}  # ID -> (correct, total) frames
+        self.unaligned = 0
 
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
-        mask = frame_mask(lengths, logits.shape[1])
-        hits = ((logits.argmax(-1) == batch.frame_labels.data) & mask).sum(1).tolist()
+        labels = batch.frame_labels.data
+        mask = frame_mask(lengths, logits.shape[1]) & (labels >= 0)
+        hits = ((logits.argmax(-1) == labels) & mask).sum(1).tolist()
         frames = mask.sum(1).tolist()
         for utt_id, group, utterance_hits, utterance_frames in zip(
             batch.id, batch_groups(batch, self.group_by), hits, frames
         ):
             self.utterances[utt_id] = (utterance_hits, utterance_frames)
+            if not utterance_frames:  # not aligned: scored in words only
+                self.unaligned += 1
+                continue
             for key in {None, group}:
                 self.correct[key] += utterance_hits
                 self.total[key] += utterance_frames
@@ -69,6 +76,8 @@ class FrameAccuracy:
     def summarize(self) -> Dict[str, float]:
         accuracy = self.correct[None] / max(self.total[None], 1)
         stats = {"frame_acc": accuracy, "frame_error": 1.0 - accuracy}
+        if self.words is not None:
+            stats["unaligned_utterances"] = self.unaligned
         for group in sorted(key for key in self.total if key is not None):
             stats[f"frame_acc_{group}"] = self.correct[group] / max(self.total[group], 1)
         if self.words is not None:

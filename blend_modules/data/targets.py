@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Set
 
+import numpy as np
 import torch
 from speechbrain.core import Stage
 from speechbrain.decoders import ctc_greedy_decode
@@ -35,6 +36,9 @@ class DatasetItems(NamedTuple):
     utterances: Set[str]
 
 
+UNALIGNED = -1  # the frame label of an utterance without alignment, scored in words only
+
+
 class FrameTargets:
     """Per-frame label ids from Kaldi alignments; hard loss: frame cross-entropy.
 
@@ -55,8 +59,10 @@ class FrameTargets:
     frame_tolerance : int
         Largest frame-count difference absorbed; more is an error.
     skip_unaligned : bool
-        Leave out (and count) utterances without alignment, as Kaldi does for utterances
-        whose alignment failed; if False they are an error.
+        Utterances without alignment (e.g. the forced aligner failed on them) are left out of
+        training and of frame accuracy, and counted, as Kaldi leaves them out; with a decoder,
+        valid and test still decode and score them in words (``unaligned_utterances`` in the
+        summary), so WER covers every utterance. If False they are an error.
     decoder : blend_modules.hybrid.decoder.WordDecoder
         Optional: decode valid and test to words (hybrid WER, from the manifests' ``words``),
         with label priors from the training alignments.
@@ -100,12 +106,18 @@ class FrameTargets:
             raise ValueError(f"No alignment file for split '{split}' ({manifest}) in alignments.")
         path = self.alignments[split]
         alignments = read_alignments(path, self.num_labels)
-        labels, adjusted = {}, 0
+        labels, adjusted, unaligned = {}, 0, 0
+        scores_words = self.decoder is not None and split != "train"
         for utt_id, samples in num_samples.items():
             if utt_id not in alignments:
-                if self.skip_unaligned:
-                    continue
-                raise ValueError(f"{manifest}: utterance '{utt_id}' has no alignment in {path}.")
+                if not self.skip_unaligned:
+                    raise ValueError(
+                        f"{manifest}: utterance '{utt_id}' has no alignment in {path}."
+                    )
+                if scores_words:  # decoded and scored in words; no frame is a target (-1)
+                    labels[utt_id] = np.full(num_frames(samples, hop), UNALIGNED, dtype=np.int64)
+                unaligned += 1
+                continue
             expected, aligned = num_frames(samples, hop), alignments[utt_id]
             if abs(len(aligned) - expected) > self.frame_tolerance:
                 raise ValueError(
@@ -117,19 +129,19 @@ class FrameTargets:
             labels[utt_id] = match_length(aligned, expected)
         if split == "train" and self.decoder is not None:
             self.decoder.label_log_priors = log_priors(label_counts(labels, self.num_labels))
-        skipped = len(num_samples) - len(labels)
-        if skipped or adjusted:
+        if unaligned or adjusted:
             logger.info(
-                "%s: %d of %d utterances without alignment in %s (left out), %d padded or "
-                "trimmed by up to %d frames.",
+                "%s: %d of %d utterances without alignment in %s (%s), %d padded or trimmed "
+                "by up to %d frames.",
                 split,
-                skipped,
+                unaligned,
                 len(num_samples),
                 path,
+                "scored in words only" if scores_words else "left out",
                 adjusted,
                 self.frame_tolerance,
             )
-        if not labels:
+        if len(labels) == (unaligned if scores_words else 0):  # not one utterance aligned
             raise ValueError(f"{manifest}: no utterance has an alignment in {path}.")
 
         @takes("id")

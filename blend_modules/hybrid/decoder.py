@@ -99,14 +99,31 @@ def best_path_arcs(path: kaldifst.Lattice) -> List[Tuple[int, int]]:
     return sequence
 
 
+def with_word_penalty(graph: kaldifst.StdVectorFst, penalty: float) -> kaldifst.StdVectorFst:
+    """A copy of ``graph`` in which every arc that outputs a word costs ``penalty`` more."""
+    penalised = kaldifst.StdVectorFst()
+    for _ in range(graph.num_states):
+        penalised.add_state()
+    penalised.start = graph.start
+    for state in kaldifst.StateIterator(graph):
+        penalised.set_final(state, graph.final(state))
+        for arc in kaldifst.ArcIterator(graph, state):
+            cost = arc.weight.value + (penalty if arc.olabel else 0.0)
+            penalised.add_arc(state, kaldifst.StdArc(arc.ilabel, arc.olabel, cost, arc.nextstate))
+    kaldifst.arcsort(penalised, sort_type="ilabel")
+    return penalised
+
+
 @register_checkpoint_hooks
 class WordDecoder:
     """Words from a frame-target model's log-posteriors: pseudo-log-likelihoods (label priors
     from the training alignments) decoded against a graph built once and cached, at an
-    acoustic scale chosen on valid from a grid.
+    acoustic scale and a word insertion penalty chosen together on valid from a grid, as
+    Kaldi's ``score.sh`` chooses the LM weight and penalty on dev.
 
-    Everything decoding needs (graph, words, priors, acoustic scale) is saved and loaded as one
-    file by SpeechBrain's checkpoint hooks: the inference folder's ``decoder.ckpt``.
+    Everything decoding needs (graph, words, priors, acoustic scale, penalty) is saved and
+    loaded as one file by SpeechBrain's checkpoint hooks: the inference folder's
+    ``decoder.ckpt``.
 
     Arguments
     ---------
@@ -119,7 +136,11 @@ class WordDecoder:
     cache_folder : path
         Where ``graph.fst``, ``words.txt`` and ``graph_options.json`` are kept.
     acoustic_scales : sequence of float
-        The grid the acoustic scale is chosen from, on valid (``training.experiment.test_and_summarize``).
+        The grid the acoustic scale is chosen from, on valid
+        (``training.experiment.test_and_summarize``).
+    word_insertion_penalties : sequence of float
+        The grid of word insertion penalties (a cost added to every word the graph outputs,
+        on the graph's scale, as ``lattice-add-penalty``) chosen with the acoustic scale.
     beam, max_active : float, int
         Kaldi ``FasterDecoder`` pruning.
     """
@@ -131,8 +152,12 @@ class WordDecoder:
         acoustic_scales: Sequence[float] = (0.05, 0.1, 0.2, 0.5, 1.0),
         beam: float = 16.0,
         max_active: int = 7000,
+        word_insertion_penalties: Sequence[float] = (0.0,),
     ):
         self.build_graph, self.cache_folder = graph, cache_folder
+        self.word_insertion_penalties = [float(penalty) for penalty in word_insertion_penalties]
+        self.word_insertion_penalty = None  # chosen on valid
+        self.penalised_graphs = {}  # penalty -> the graph with it on every word arc
         self.acoustic_scales = [float(scale) for scale in acoustic_scales]
         self.beam, self.max_active = beam, max_active
         self.graph, self.words = None, None
@@ -160,16 +185,27 @@ class WordDecoder:
                 "not match."
             )
 
-    def best_path(self, scores: np.ndarray, acoustic_scale: float = None) -> Dict:
+    def best_path(
+        self, scores: np.ndarray, acoustic_scale: float = None, word_insertion_penalty: float = None
+    ) -> Dict:
         """:func:`decode` of one utterance's ``[frames × labels]`` scores at ``acoustic_scale``
-        (default: the chosen one), with its ``words``. The scores are log-posteriors, or,
-        for a decoder without label priors (:meth:`from_kaldi`), pseudo-log-likelihoods."""
+        and ``word_insertion_penalty`` (default: the chosen ones), with its ``words``. The
+        scores are log-posteriors, or, for a decoder without label priors
+        (:meth:`from_kaldi`), pseudo-log-likelihoods."""
         scale = self.acoustic_scale if acoustic_scale is None else acoustic_scale
+        penalty = word_insertion_penalty
+        if penalty is None:
+            penalty = self.word_insertion_penalty or 0.0  # None: a decoder saved without one
         if self.label_log_priors is None:
             loglikes = scale * np.asarray(scores, dtype=np.float32)
         else:
             loglikes = pseudo_log_likelihoods(scores, self.label_log_priors, scale)
-        best = decode(self.graph, loglikes, self.beam, self.max_active, self.input_labels)
+        graph = self.graph
+        if penalty:
+            if penalty not in self.penalised_graphs:
+                self.penalised_graphs[penalty] = with_word_penalty(self.graph, penalty)
+            graph = self.penalised_graphs[penalty]
+        best = decode(graph, loglikes, self.beam, self.max_active, self.input_labels)
         best["words"] = [self.words[word_id - 1] for word_id in best["word_ids"]]
         return best
 
@@ -215,6 +251,7 @@ class WordDecoder:
             "words": self.words,
             "label_log_priors": torch.from_numpy(self.label_log_priors),
             "acoustic_scale": self.acoustic_scale,
+            "word_insertion_penalty": self.word_insertion_penalty,
             "beam": self.beam,
             "max_active": self.max_active,
         }
@@ -229,4 +266,5 @@ class WordDecoder:
             self.graph = kaldifst.StdVectorFst.read(str(Path(folder) / GRAPH_FILE))
         self.words, self.label_log_priors = state["words"], state["label_log_priors"].numpy()
         self.acoustic_scale, self.beam = state["acoustic_scale"], state["beam"]
+        self.word_insertion_penalty = state.get("word_insertion_penalty", 0.0)
         self.max_active = state["max_active"]

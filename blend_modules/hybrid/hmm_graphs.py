@@ -7,9 +7,9 @@ context the graph does not track, e.g. the phones across a word boundary). Two s
 
 - :func:`word_loop_graph`: any sequence of a few words (connected digits), uniform unigram;
 - :func:`lexicon_graph`: a lexicon composed with an n-gram grammar from an ARPA file
-  (``kaldilm``), determinized as Kaldi's ``mkgraph.sh`` does, then each state symbol expanded
-  into its HMM state (the H of HCLG; within-word context is in the pronunciations, see
-  :mod:`blend_modules.hybrid.senone_graph`).
+  (``kaldilm``), determinized and minimized as Kaldi's ``mkgraph.sh`` makes LG (no weight
+  pushing), then each state symbol expanded into its HMM state (the H of HCLG; within-word
+  context is in the pronunciations, see :mod:`blend_modules.hybrid.senone_graph`).
 """
 
 from typing import Mapping, NamedTuple, Sequence, Tuple
@@ -118,15 +118,20 @@ def lexicon_graph(
     arpa,
     self_loop_probs: np.ndarray = None,
     self_loop_scale: float = 1.0,
+    log_semiring: bool = True,
 ) -> kaldifst.StdVectorFst:
     """The decoding graph of an n-gram language model (``arpa``, over ``words``) and a lexicon
     of HMM ``pronunciations`` (several per word allowed), with optional ``silence`` (free)
     before, between and after words.
 
-    As Kaldi's ``mkgraph.sh``: L (state symbols -> words, one disambiguation symbol ending each
-    pronunciation so that L∘G determinizes; ``#0`` passes G's back-off arcs) composed with G,
-    determinized and minimized; then the disambiguation symbols become epsilons and each state
-    symbol its HMM state (self-loop costs as in :func:`word_loop_graph`).
+    As Kaldi's ``mkgraph.sh`` builds LG: L (state symbols -> words, one disambiguation symbol
+    ending each pronunciation so that L∘G determinizes; ``#0`` passes G's back-off arcs)
+    composed with G, determinized (in the log semiring, ``fstdeterminizestar --use-log=true``,
+    unless ``log_semiring`` is False: tropical) and minimized (``fstminimizeencoded``); then the
+    disambiguation symbols become epsilons and each state symbol its HMM state (self-loop costs
+    as in :func:`word_loop_graph`). Unlike ``mkgraph.sh`` the weights are not pushed
+    (``fstpushspecial``: no pip package offers it), and there is no context FST C: the
+    triphone contexts are already in the pronunciations' states.
     """
     word_ids = {word: index + 1 for index, word in enumerate(words)}
     backoff_word_id = len(words) + 1
@@ -159,7 +164,7 @@ def lexicon_graph(
     kaldifst.arcsort(lexicon, sort_type="olabel")
     composed = kaldifst.compose(lexicon, grammar)
     determinized = kaldifst.StdVectorFst(composed)
-    kaldifst.determinize_star(determinized)
+    kaldifst.determinize_star(determinized, use_log=log_semiring)
     kaldifst.minimize_encoded(determinized)
     return expand_hmm_states(determinized, symbols, self_loop_probs, self_loop_scale)
 

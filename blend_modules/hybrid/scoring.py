@@ -54,35 +54,48 @@ class HybridWordErrors:
 
     def summarize(self) -> Dict[str, float]:
         chosen = self.decoder.acoustic_scale
-        scales = self.decoder.acoustic_scales if chosen is None else [chosen]
+        if chosen is None:  # the whole grid (valid); the first of equally good settings wins
+            settings = [
+                (scale, penalty)
+                for scale in self.decoder.acoustic_scales
+                for penalty in self.decoder.word_insertion_penalties
+            ]
+        else:
+            settings = [(chosen, self.decoder.word_insertion_penalty or 0.0)]
         start = time.perf_counter()
-        results = {scale: self.error_rates(scale) for scale in scales}
+        results = {setting: self.error_rates(*setting) for setting in settings}
         seconds = time.perf_counter() - start
-        best_scale = min(scales, key=lambda scale: results[scale][0][None].summarize("error_rate"))
-        self.best, self.hypotheses = results[best_scale]
-        stats = {"WER": self.best[None].summarize("error_rate"), "acoustic_scale": best_scale}
+        best = min(settings, key=lambda setting: results[setting][0][None].summarize("error_rate"))
+        self.best, self.hypotheses = results[best]
+        stats = {
+            "WER": self.best[None].summarize("error_rate"),
+            "acoustic_scale": best[0],
+            "word_insertion_penalty": best[1],
+        }
         references = [word for utterance in self.utterances for word in utterance[2]]
         vocabulary = set(self.decoder.words)
         stats["OOV_rate"] = sum(w not in vocabulary for w in references) / max(len(references), 1)
         # decoding speed (a measurement, on whatever else the machine is doing)
-        frames = sum(len(utterance[1]) for utterance in self.utterances) * len(scales)
+        frames = sum(len(utterance[1]) for utterance in self.utterances) * len(settings)
         stats["decoding_s"] = round(seconds, 2)
         stats["decoding_frames_per_s"] = round(frames / max(seconds, 1e-9))
         for group in sorted(key for key in self.best if key is not None):
             stats[f"WER_{group}"] = self.best[group].summarize("error_rate")
         if chosen is None:
-            for scale, (by_group, _) in results.items():
-                stats[f"WER_at_scale_{scale:g}"] = by_group[None].summarize("error_rate")
+            several_penalties = len(self.decoder.word_insertion_penalties) > 1
+            for (scale, penalty), (by_group, _) in results.items():
+                key = f"WER_at_scale_{scale:g}" + (f"_wip_{penalty:g}" if several_penalties else "")
+                stats[key] = by_group[None].summarize("error_rate")
         return stats
 
     def error_rates(
-        self, acoustic_scale: float
+        self, acoustic_scale: float, word_insertion_penalty: float = 0.0
     ) -> Tuple[Dict[Optional[str], ErrorRateStats], Dict]:
-        """ErrorRateStats of every utterance (key None) and of each group at one scale, and
-        each utterance's best path."""
+        """ErrorRateStats of every utterance (key None) and of each group at one acoustic scale
+        and word insertion penalty, and each utterance's best path."""
         by_group, best_paths = defaultdict(ErrorRateStats), {}
         for utt_id, scores, reference, group in self.utterances:
-            best = self.decoder.best_path(scores, acoustic_scale)
+            best = self.decoder.best_path(scores, acoustic_scale, word_insertion_penalty)
             del best["labels"]  # kept for every utterance and scale: the alignment is not needed
             best_paths[utt_id], words = best, best["words"]
             if self.scoring_filter is not None:
@@ -99,13 +112,17 @@ class HybridWordErrors:
 
 
 def fix_acoustic_scale(decoder: WordDecoder, valid_stats: Dict) -> None:
-    """Fix the decoder's acoustic scale to the one chosen on valid (``valid_stats`` of a
-    :class:`HybridWordErrors` over the grid); warn if it is at the grid's edge."""
+    """Fix the decoder's acoustic scale and word insertion penalty to those chosen on valid
+    (``valid_stats`` of a :class:`HybridWordErrors` over the grid); warn if the scale is at the
+    grid's edge."""
     decoder.acoustic_scale = valid_stats["acoustic_scale"]
+    decoder.word_insertion_penalty = valid_stats.get("word_insertion_penalty", 0.0)
     logger.info(
-        "Acoustic scale %g, chosen on valid from %s.",
+        "Acoustic scale %g and word insertion penalty %g, chosen on valid from %s and %s.",
         decoder.acoustic_scale,
+        decoder.word_insertion_penalty,
         decoder.acoustic_scales,
+        decoder.word_insertion_penalties,
     )
     if decoder.acoustic_scale in (min(decoder.acoustic_scales), max(decoder.acoustic_scales)):
         logger.warning(

@@ -22,10 +22,11 @@ Usable from any recipe's YAML as the ``graph`` of
 """
 
 import csv
+import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import List, Sequence, Set, Tuple
+from typing import Dict, List, Sequence, Set, Tuple
 
 import kaldifst
 
@@ -34,7 +35,7 @@ from blend_modules.alignment.lexicon import CMU_PHONES, SILENCE_PHONE, read_lexi
 from blend_modules.alignment.mdef import Triphones
 from blend_modules.data.alignments import read_alignments
 from blend_modules.hybrid.hmm_graphs import Pronunciation, lexicon_graph, self_loop_probabilities
-from blend_modules.hybrid.language_model import write_bigram_arpa
+from blend_modules.hybrid.language_model import build_language_model
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,11 @@ def senone_graph(
     dictionary=None,
     mdef=None,
     self_loop_scale: float = 1.0,
-) -> Tuple[kaldifst.StdVectorFst, List[str]]:
+    language_model: str = "train",
+    valid_csv=None,
+    generic_lm=None,
+    log_semiring: bool = True,
+) -> Tuple[kaldifst.StdVectorFst, List[str], Dict[str, str]]:
     """The decoding graph and its word list for a senone-target model.
 
     Arguments
@@ -118,6 +123,20 @@ def senone_graph(
         The aligner's model definition (default: pocketsphinx's bundled en-us model).
     self_loop_scale : float
         Scales the HMM stay and leave costs (``mkgraph.sh``'s ``--self-loop-scale``).
+    language_model : str
+        ``train``: the training transcripts' bigram; ``generic``: pocketsphinx's generic
+        English LM restricted to the vocabulary; ``interpolated``: the two, weighted on the
+        perplexity of ``valid_csv``'s transcripts (:mod:`blend_modules.hybrid.language_model`).
+    valid_csv : path
+        The valid manifest, whose ``words`` choose the interpolation weight (and whose
+        perplexity is reported).
+    generic_lm : path
+        The generic LM (default: pocketsphinx's bundled ``en-us.lm.bin``).
+    log_semiring : bool
+        Determinize L∘G in the log semiring, as ``mkgraph.sh`` (False: tropical).
+
+    Returns the graph, its words, and the files kept beside it in the graph cache:
+    ``lm.arpa`` (the language model) and ``lm.json`` (its statistics).
     """
     if vocabulary not in VOCABULARIES:
         raise ValueError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}.")
@@ -148,17 +167,22 @@ def senone_graph(
     if train_alignments is not None:
         alignments = read_alignments(train_alignments, senone_labels.count)
         self_loop_probs = self_loop_probabilities(alignments, senone_labels.count)
+    valid_sentences = read_transcripts(valid_csv) if valid_csv is not None else None
+    lm, lm_stats = build_language_model(
+        language_model, transcripts, words, valid_sentences, discount, generic_lm=generic_lm
+    )
     with tempfile.TemporaryDirectory() as folder:
         arpa = Path(folder) / "lm.arpa"
-        lm_counts = write_bigram_arpa(transcripts, words, arpa, discount)
+        lm.write_arpa(arpa)
         graph = lexicon_graph(
-            pronunciations, silence, words, arpa, self_loop_probs, self_loop_scale
+            pronunciations, silence, words, arpa, self_loop_probs, self_loop_scale, log_semiring
         )
+        arpa_text = arpa.read_text(encoding="utf-8")
     logger.info(
-        "Senone graph: %d words (%s vocabulary), %d pronunciations, bigram LM %s.",
+        "Senone graph: %d words (%s vocabulary), %d pronunciations, LM %s.",
         len(words),
         vocabulary,
         len(pronunciations),
-        lm_counts,
+        lm_stats,
     )
-    return graph, words
+    return graph, words, {"lm.arpa": arpa_text, "lm.json": json.dumps(lm_stats, indent=2)}

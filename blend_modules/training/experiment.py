@@ -141,8 +141,9 @@ def test_and_summarize(
     ``valid_stats`` are those of training's validation; without them valid is evaluated here.
 
     Frame targets with a decoder are also scored in words: valid is decoded at every acoustic
-    scale of the decoder's grid (its WER keys join ``valid_stats``), the best scale on valid is
-    kept (``valid_acoustic_scale``) and the test sets are decoded at it, unchanged.
+    scale and word insertion penalty of the decoder's grid (its WER keys join
+    ``valid_stats``), the best pair on valid is kept (``valid_acoustic_scale``,
+    ``valid_word_insertion_penalty``) and the test sets are decoded with it, unchanged.
     """
     evaluate_options = {"test_loader_kwargs": hparams["eval_dataloader_opts"]}
     if brain.checkpointer is not None:
@@ -154,7 +155,8 @@ def test_and_summarize(
         evaluated = brain.evaluate_test_sets({"valid": datasets["valid"]}, **evaluate_options)
         evaluated = evaluated["valid"]
         if valid_stats is not None:  # training's validation, plus the words it did not decode
-            evaluated = {k: v for k, v in evaluated.items() if "WER" in k or k == "acoustic_scale"}
+            chosen = ("acoustic_scale", "word_insertion_penalty")
+            evaluated = {k: v for k, v in evaluated.items() if "WER" in k or k in chosen}
         valid_stats = {**(valid_stats or {}), **evaluated}
         if decoder is not None:
             fix_acoustic_scale(decoder, valid_stats)

@@ -64,10 +64,11 @@ def frame_cross_entropy(
     logits: torch.Tensor, labels: torch.Tensor, lengths: torch.Tensor
 ) -> torch.Tensor:
     """Cross-entropy of ``[batch, frames, labels]`` logits to ``[batch, frames]`` label ids,
-    a mean over real frames (padding values may be anything, even invalid ids)."""
+    a mean over real frames with a label (padding values may be anything, even invalid ids;
+    a negative id marks a frame without target, e.g. of an utterance the aligner failed on)."""
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     cross_entropy = F.nll_loss(log_probs.transpose(1, 2), labels.clamp(min=0), reduction="none")
-    return masked_mean(cross_entropy, lengths)
+    return masked_mean(cross_entropy, lengths, labels >= 0)
 
 
 def soft_cross_entropy(
