@@ -72,7 +72,7 @@ def main() -> None:
         )
         seconds = time.perf_counter() - start
         stats = json.loads(files["lm.json"])
-        arpa = prepared / f"lm_{kind}.arpa"
+        arpa = args.output.with_name(f"{args.output.stem}_{kind}.arpa")
         arpa.write_text(files["lm.arpa"])
         test = read_arpa(arpa).perplexity(test_sentences)
         results[kind] = {

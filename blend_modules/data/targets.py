@@ -89,6 +89,9 @@ class FrameTargets:
         if self.decoder is not None:
             self.decoder.prepare(self.num_labels)
 
+    def prepare_outputs(self) -> None:
+        """What :meth:`outputs` needs: nothing (the labels are given), no graph is built."""
+
     def outputs(self) -> Dict:
         """What the model's outputs mean; teacher and student must agree on it."""
         return {"kind": "frame", "num_labels": self.num_labels}
@@ -203,6 +206,10 @@ class CTCTargets:
         self.test_search = test_search
         self.scoring_filter = scoring_filter
         self.tokenizer = None
+
+    def prepare_outputs(self) -> None:
+        """What :meth:`outputs` needs: the tokenizer (see :meth:`prepare`)."""
+        self.prepare()
 
     def prepare(self) -> None:
         """Train (first time) and load the SentencePiece model."""

@@ -181,7 +181,7 @@ def export_run(hparams: Dict) -> Dict[str, Path]:
     it trained) to ``output_folder/export`` with :func:`export_model`; if the run has an
     inference folder, its interface (``HybridASR`` or ``EncoderASR``) gets
     ``hyperparams_onnx.yaml`` to run on the ONNX graph."""
-    hparams["targets"].prepare()  # CTC: the tokenizer, whose units are the outputs
+    hparams["targets"].prepare_outputs()  # CTC: the tokenizer, whose units are the outputs
     model = load_teacher(hparams["output_folder"], hparams["features"], hparams["targets"])
     folder = Path(hparams["output_folder"]) / "export"
     paths = export_model(model, folder, hparams["features"]["n_mels"])

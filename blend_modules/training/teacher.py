@@ -81,7 +81,7 @@ def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Tea
             f"(key: (teacher, student)): {mismatched}. Teacher and student must share frames."
         )
     teacher_targets = teacher_hparams["targets"]
-    teacher_targets.prepare()
+    teacher_targets.prepare_outputs()  # e.g. the tokenizer; not the teacher's decoding graph
     if teacher_targets.outputs() != student_targets.outputs():
         raise ValueError(
             f"Teacher {teacher_folder} predicts other outputs than the student: "
