@@ -26,7 +26,7 @@ from speechbrain.utils.metric_stats import ErrorRateStats
 from blend_modules.alignment.labels import read_labels
 from blend_modules.data.alignments import read_alignments
 from blend_modules.hybrid.decoder import decode
-from blend_modules.hybrid.graph_cache import num_arcs
+from blend_modules.hybrid.graph_cache import graph_stats
 from blend_modules.hybrid.language_model import LANGUAGE_MODELS, read_arpa
 from blend_modules.hybrid.senone_graph import senone_graph
 
@@ -83,7 +83,7 @@ def main() -> None:
             "train_weight": stats.get("train_weight"),
             "bigrams": stats["bigrams"],
             "graph_states": graph.num_states,
-            "graph_arcs": num_arcs(graph),
+            "graph_arcs": graph_stats(graph)["arcs"],
             "build_s": round(seconds, 1),
             "oracle_test_WER": round(
                 oracle_wer(

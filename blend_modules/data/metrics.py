@@ -76,11 +76,10 @@ class FrameAccuracy:
     def summarize(self) -> Dict[str, float]:
         accuracy = self.correct[None] / max(self.total[None], 1)
         stats = {"frame_acc": accuracy, "frame_error": 1.0 - accuracy}
-        if self.words is not None:
-            stats["unaligned_utterances"] = self.unaligned
         for group in sorted(key for key in self.total if key is not None):
             stats[f"frame_acc_{group}"] = self.correct[group] / max(self.total[group], 1)
         if self.words is not None:
+            stats["unaligned_utterances"] = self.unaligned
             stats.update(self.words.summarize())
         return stats
 

@@ -156,7 +156,7 @@ class WordDecoder:
     ):
         self.build_graph, self.cache_folder = graph, cache_folder
         self.word_insertion_penalties = [float(penalty) for penalty in word_insertion_penalties]
-        self.word_insertion_penalty = None  # chosen on valid
+        self.word_insertion_penalty = 0.0  # chosen on valid with the acoustic scale
         self.penalised_graphs = {}  # penalty -> the graph with it on every word arc
         self.acoustic_scales = [float(scale) for scale in acoustic_scales]
         self.beam, self.max_active = beam, max_active
@@ -169,15 +169,8 @@ class WordDecoder:
         """Build the graph (main process, once) and load it; ``ValueError`` naming the graph
         file if its input labels go beyond the model's ``num_labels`` outputs."""
         run_on_main(build_cached_graph, args=[self.build_graph, self.cache_folder])
-        self.graph, self.words = read_cached_graph(self.cache_folder)
-        largest = max(
-            (
-                arc.ilabel
-                for state in kaldifst.StateIterator(self.graph)
-                for arc in kaldifst.ArcIterator(self.graph, state)
-            ),
-            default=0,
-        )
+        self.graph, self.words, stats = read_cached_graph(self.cache_folder)
+        largest = stats["largest_input_label"]  # counted once, when the graph was built
         if largest > num_labels:  # input label = model label + 1
             raise ValueError(
                 f"{Path(self.cache_folder) / GRAPH_FILE}: the graph's input labels reach model "
@@ -193,9 +186,9 @@ class WordDecoder:
         scores are log-posteriors, or, for a decoder without label priors
         (:meth:`from_kaldi`), pseudo-log-likelihoods."""
         scale = self.acoustic_scale if acoustic_scale is None else acoustic_scale
-        penalty = word_insertion_penalty
-        if penalty is None:
-            penalty = self.word_insertion_penalty or 0.0  # None: a decoder saved without one
+        penalty = self.word_insertion_penalty
+        if word_insertion_penalty is not None:
+            penalty = word_insertion_penalty
         if self.label_log_priors is None:
             loglikes = scale * np.asarray(scores, dtype=np.float32)
         else:

@@ -61,7 +61,7 @@ class HybridWordErrors:
                 for penalty in self.decoder.word_insertion_penalties
             ]
         else:
-            settings = [(chosen, self.decoder.word_insertion_penalty or 0.0)]
+            settings = [(chosen, self.decoder.word_insertion_penalty)]
         start = time.perf_counter()
         results = {setting: self.error_rates(*setting) for setting in settings}
         seconds = time.perf_counter() - start
