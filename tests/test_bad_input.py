@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import RECIPE, tiny_overrides
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from blend_modules.data.alignments import read_alignments, write_alignments
+from blend_modules.data.audio import read_segment
 from blend_modules.data.datasets import dataio_prepare
+from blend_modules.data.hparams import load_hparams_file
 from blend_modules.data.manifests import check_manifest, segment_lengths
 from blend_modules.data.targets import FrameTargets
 
@@ -258,3 +261,76 @@ def test_splits_sharing_an_utterance_are_refused(tiny_hparams):
         match=rf"Utterance '{first_valid}' is in .*valid.csv \(test\) and in .*valid.csv \(valid\)",
     ):
         dataio_prepare(hparams)
+
+
+def test_splits_sharing_a_speaker_are_refused_or_allowed(tiny_hparams, tmp_path, caplog):
+    """Issue 24: a test row whose ``spk_id`` is a training speaker trained and scored with no
+    warning. Refused naming the speaker and both splits; allowed with a warning by the YAML
+    switch, for corpora that are speaker-dependent by design."""
+    source = Path(tiny_hparams["test_csv"])
+    rows = list(csv.DictReader(open(source)))
+    training_speaker = next(csv.DictReader(open(tiny_hparams["train_csv"])))["spk_id"]
+    rows[0]["spk_id"] = training_speaker
+    manifest = source.parent / "test_shared_speaker.csv"
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    hparams = dict(tiny_hparams, test_csv=str(manifest))
+    try:
+        with pytest.raises(
+            ValueError,
+            match=rf"1 speaker\(s\) in .*train.csv \(train\) and in .*test_shared_speaker.csv "
+            rf"\(test\), e.g. '{training_speaker}'.*allow_shared_speakers",
+        ):
+            dataio_prepare(hparams)
+        hparams["allow_shared_speakers"] = True
+        datasets = dataio_prepare(hparams)
+        assert len(datasets["test"]["test"]) == len(rows)
+        assert f"e.g. '{training_speaker}' (allow_shared_speakers: True)" in caplog.text
+    finally:
+        manifest.unlink()
+
+
+def test_undecodable_audio_names_file_and_utterance(corpus):
+    """Issue 24: a truncated FLAC crashed evaluation with 'flac decoder lost sync', naming no
+    file."""
+    manifest, rows, alignments = corpus
+    flac = manifest.parent / "wav" / "truncated.flac"
+    samples, rate = sf.read(wav_of(manifest, rows[0]))
+    sf.write(flac, samples, rate, subtype="PCM_16")
+    flac.write_bytes(flac.read_bytes()[: flac.stat().st_size * 2 // 3])
+    rows[0]["wav"] = "$data_root/wav/truncated.flac"
+    write_manifest(manifest, [rows[0], *rows[2:]])
+    check_corpus(manifest, alignments)  # its header is whole: the up-front checks pass
+    write_manifest(manifest.parent / "train.csv", [rows[0], *rows[2:]])
+    write_manifest(manifest, rows[1:2])
+    with pytest.raises(RuntimeError, match=rf"{flac}: cannot read samples"):
+        read_segment(flac)
+    alignment_file = manifest.parent / "valid.ali"
+    hparams = {
+        "train_csv": str(manifest.parent / "train.csv"),
+        "valid_csv": str(manifest),
+        "features": {"sample_rate": 8000, "hop_length": 10},
+        "targets": FrameTargets(31, {"train": alignment_file, "valid": alignment_file}),
+        "allow_shared_speakers": True,  # the tiny splits share speakers
+    }
+    train = dataio_prepare(hparams)["train"]
+    with pytest.raises(RuntimeError, match=rf"train.csv: utterance '{rows[0]['ID']}': {flac}"):
+        train[0]
+
+
+def test_refused_run_leaves_no_output_folder(tiny_hparams, tmp_path):
+    """Issue 24: SpeechBrain's Checkpointer creates its folder when the YAML is loaded, so a run
+    refused by the data checks (they run after loading) left an empty ``save/``. The folder now
+    appears with the first checkpoint."""
+    output = tmp_path / "out"
+    hparams = load_hparams_file(
+        RECIPE / "hparams" / "cnn.yaml",
+        tiny_overrides(tiny_hparams["prepared_folder"], output),
+    )
+    assert not output.exists()
+    checkpointer = hparams["checkpointer"]
+    assert checkpointer.recover_if_possible() is None and not output.exists()
+    checkpointer.save_checkpoint(meta={"epoch": 1})
+    assert len(checkpointer.list_checkpoints()) == 1

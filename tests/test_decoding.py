@@ -7,6 +7,7 @@ import kaldifst
 import numpy as np
 import pytest
 import torch
+from conftest import RECIPE
 from fsdd_prepare import DIGIT_WORDS, digit_graph, label_names
 
 from blend_modules.data.alignments import write_alignments
@@ -213,3 +214,22 @@ def test_word_insertion_penalty_is_chosen_with_the_scale_and_costs_every_word(tm
     test = HybridWordErrors(decoder)
     test.add("t", noisy_log_posteriors(labels, rng, 4.0), [DIGIT_WORDS[5]])
     assert test.summarize()["word_insertion_penalty"] == 200.0
+
+
+def test_valid_decoded_every_epoch_only_when_asked(tiny_hparams):
+    """``valid_wer_every_epoch`` (learning curves in words): the valid metrics decode; by
+    default only test does, as before. The flag reaches the targets as a nested override."""
+    from speechbrain.core import Stage
+
+    from blend_modules.data.hparams import load_hparams_file
+
+    targets = tiny_hparams["targets"]
+    assert targets.metrics(Stage.VALID).words is None
+    assert targets.metrics(Stage.TEST).words is not None
+    overrides = {
+        key: tiny_hparams[key] for key in ("data_folder", "prepared_folder", "output_folder")
+    }
+    asked = load_hparams_file(
+        RECIPE / "hparams" / "cnn.yaml", {**overrides, "targets": {"valid_wer_every_epoch": True}}
+    )["targets"]
+    assert asked.valid_wer_every_epoch and asked.metrics(Stage.VALID).words is not None

@@ -25,6 +25,7 @@ from blend_modules.alignment.aligner import (
     read_aligned,
 )
 from blend_modules.alignment.labels import CI_STATES, read_labels
+from blend_modules.alignment.lexicon import read_lexicon
 from blend_modules.data.alignments import match_length, read_alignments, write_alignments
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.data.hparams import load_hparams_file
@@ -158,7 +159,7 @@ def test_unknown_word_and_failed_alignment_are_left_out_and_counted(corpus_copy,
     stats = json.loads((tmp_path / "prepared" / "senone_alignment.json").read_text())
     failed = stats["alignment"]["test"]["failed"]
     assert set(failed) == {utt_id, second}
-    assert "qwxzyv" in failed[utt_id] and "widest beams" in failed[second]
+    assert "['QWXZYV']" in failed[utt_id] and "widest beams" in failed[second]  # as spelled
     assert stats["alignment"]["test"]["aligned"] == 38
     ali = read_alignments(tmp_path / "prepared" / "test.ali", len(CI_STATES) + KEPT)
     assert utt_id not in ali and second not in ali and len(ali) == 38
@@ -220,21 +221,32 @@ def test_bad_corpus_is_refused_naming_the_file(corpus_copy, tmp_path, damage, er
     [
         ("missing_file", r"speechocean762 file not found: .*test/spk2age"),
         ("key_twice", r"test/text:2: '(\d+)' appears twice"),
+        ("missing_gender", r"speechocean762 file not found: .*train/spk2gender"),
+        ("key_twice", r"test/text:2: '(\d+)' appears twice"),
         ("too_many_speakers", r"test: cannot take 3 of its 2 speakers"),
+        ("too_many_valid_speakers", r"train: cannot take 3 of its 2 speakers"),
     ],
 )
 def test_bad_corpus_files_are_refused(corpus_copy, tmp_path, damage, message):
+    """Also the 2.9-hour route's (issue 26): a --data_folder without spk2age / spk2gender, more
+    valid or test speakers than the corpus has; refused before aligning anything."""
     text = corpus_copy / "test" / "text"
-    test_speakers = 2
+    test_speakers, valid_speakers = 2, 1
     if damage == "missing_file":
         (corpus_copy / "test" / "spk2age").unlink()
+    elif damage == "missing_gender":
+        (corpus_copy / "train" / "spk2gender").unlink()
+    elif damage == "too_many_valid_speakers":
+        valid_speakers = 3
     elif damage == "key_twice":
         lines = text.read_text().splitlines()
         text.write_text("\n".join([lines[0], lines[0], *lines[1:]]) + "\n")
-    else:
+    elif damage == "too_many_speakers":
         test_speakers = 3
     with pytest.raises((ValueError, FileNotFoundError), match=message):
-        prepare_speechocean(corpus_copy, tmp_path / "prepared", 1, test_speakers, 8000, KEPT)
+        prepare_speechocean(
+            corpus_copy, tmp_path / "prepared", valid_speakers, test_speakers, 8000, KEPT
+        )
     assert not (tmp_path / "prepared" / "aligned").exists()  # refused before aligning anything
 
 
@@ -242,6 +254,92 @@ def test_breakdown_column_missing_is_refused(corpus, prepared):
     hparams = recipe_hparams(corpus, prepared, test_breakdown="native_language")
     with pytest.raises(ValueError, match=r"valid.csv: utterance '\d+' has no 'native_language'"):
         dataio_prepare(hparams)
+
+
+def test_aligner_reads_transcripts_under_the_rule_and_quotes_their_spelling(
+    corpus, prepared, tmp_path
+):
+    """Issue 24: "Hello, world!" reached the aligner as 'hello,' / 'world!' and was left out.
+    Punctuation and case no longer matter; an unknown word is quoted as the manifest spells
+    it; a silence-only utterance (no words) is left out and recorded, not refused."""
+    test_rows = rows(prepared / "align_test.csv")[:3]
+    spoken = test_rows[0]["words"].split()
+    test_rows[0]["words"] = " ".join(f"{w.capitalize()}," for w in spoken[:-1]) + f" {spoken[-1]}!"
+    test_rows[1]["words"] += " Qwxzyv."
+    test_rows[2]["words"] = ""
+    manifest = tmp_path / "align_test.csv"
+    with open(manifest, "w", newline="") as csv_file:
+        writer = csv.DictWriter(csv_file, fieldnames=list(test_rows[0]))
+        writer.writeheader()
+        writer.writerows(test_rows)
+    aligner = SenoneAligner(read_lexicon(corpus / "resource" / "lexicon.txt"))
+    counts, entries = align_manifest(manifest, tmp_path / "test.jsonl", aligner)
+    first, second, silent = (row["ID"] for row in test_rows)
+    expected = read_aligned(prepared / "aligned" / "test.jsonl")[first]["states"]
+    assert entries[first]["states"] == expected  # as the unpunctuated upper-case transcript
+    assert counts["failed"] == {
+        second: "words in neither dictionary nor lexicon: ['Qwxzyv.']",
+        silent: "no words to align (silence only)",
+    }
+
+
+def test_lexicon_words_get_every_pronunciation_in_the_aligner():
+    """Issue 24: the aligner took a lexicon-only word's first pronunciation while the graph
+    took all; now pocketsphinx gets them all, as alternatives it chooses among."""
+    aligner = SenoneAligner({"zorblaxian": ["Z AO R B L AE K S IY AH N", "Z AO R B L AE SH AH N"]})
+    assert aligner.unknown_words(["zorblaxian", "qwxzyv"]) == ["qwxzyv"]
+    for decoder in aligner.decoders:
+        assert decoder.lookup_word("zorblaxian") == "Z AO R B L AE K S IY AH N"
+        assert decoder.lookup_word("zorblaxian(2)") == "Z AO R B L AE SH AH N"
+
+
+def test_silence_only_test_utterance_is_scored(corpus, prepared, tmp_path):
+    """Issue 24: a test utterance with empty ``words`` was refused outright; as sclite does,
+    it is scored, each word decoded in it an insertion."""
+    folder = Path(shutil.copytree(prepared, tmp_path / "prepared"))
+    test_rows = rows(folder / "test.csv")
+    silent = test_rows[0]["ID"]
+    test_rows[0]["words"] = ""
+    with open(folder / "test.csv", "w", newline="") as csv_file:
+        writer = csv.DictWriter(csv_file, fieldnames=list(test_rows[0]))
+        writer.writeheader()
+        writer.writerows(test_rows)
+    hparams = recipe_hparams(corpus, folder, vocabulary="train")
+    hparams["targets"].prepare()
+    test = dataio_prepare(hparams)["test"]["test"]
+    metrics = hparams["targets"].metrics(Stage.TEST)
+    for batch in SaveableDataLoader(test, batch_size=8, collate_fn=PaddedBatch):
+        labels = batch.frame_labels.data
+        lengths = torch.round(batch.frame_labels.lengths * labels.shape[1]).long()
+        logits = torch.nn.functional.one_hot(labels, len(CI_STATES) + KEPT).float()
+        metrics.append(logits, batch, lengths)
+    metrics.summarize()
+    scores = {score["key"]: score for score in metrics.words.best[None].scores}
+    assert len(scores) == len(test_rows) and scores[silent]["num_ref_tokens"] == 0
+    assert scores[silent]["insertions"] == len(scores[silent]["hyp_tokens"]) > 0
+
+
+def test_downsampled_copies_are_written_atomically(corpus_copy, tmp_path, monkeypatch):
+    """Issue 24: each 8 kHz copy was written straight to its final name, and a rerun trusted
+    any file there; a kill mid-write left a truncated copy that crashed evaluation later."""
+    import speechocean_prepare
+
+    real_write, written = speechocean_prepare.sf.write, []
+
+    def killed_after_three(path, *args, **kwargs):
+        if len(written) == 3:
+            Path(path).write_bytes(b"fLaC half a file")
+            raise KeyboardInterrupt
+        real_write(path, *args, **kwargs)
+        written.append(path)
+
+    monkeypatch.setattr(speechocean_prepare.sf, "write", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_speechocean(corpus_copy, tmp_path / "prepared", 1, 2, 8000, KEPT)
+    copies = sorted((tmp_path / "prepared" / "wav8k").glob("*.flac"))
+    whole = [path for path in copies if ".partial" not in path.name]
+    assert len(whole) == 3 and all(sf.info(path).frames > 0 for path in whole)
+    assert len(copies) == 4  # the torn write kept its temporary name
 
 
 def test_aligner_needs_16k_audio(prepared, tmp_path):

@@ -18,7 +18,7 @@ from speechocean_corpus import EMBEDDED, KEPT
 
 from blend_modules.alignment.aligner import SenoneAligner
 from blend_modules.alignment.labels import CI_STATES
-from blend_modules.alignment.lexicon import read_lexicon
+from blend_modules.alignment.lexicon import CMU_PHONES, normalize_words, read_lexicon
 from blend_modules.alignment.mdef import WORD_POSITIONS, Triphones, read_mdef
 from blend_modules.data.alignments import read_alignments
 from blend_modules.hybrid.decoder import WordDecoder, decode
@@ -92,6 +92,27 @@ def test_mdef_back_off_follows_pocketsphinx():
     ci = triphones.states[("", "AE", "", "")]
     assert not any((position, "AE", "AA", "AA") in triphones.states for position in "ibes")
     assert triphones.senones("AE", "AA", "AA", "b") == ci
+
+
+def test_mdef_back_off_to_silence_context_follows_pocketsphinx():
+    """Issue 24: after the other word positions, pocketsphinx retries with silence for a
+    filler context and for the context across a word edge, before the CI phone."""
+    triphones = Triphones()
+    assert triphones.silence == "SIL" and {"+NSN+", "+SPN+"} <= triphones.fillers
+    ci = triphones.states[("", "AE", "", "")]
+    assert triphones.senones("AE", "AA", "AA", "b") == ci  # no such triphone, even with SIL
+    triphones.states[("e", "AE", "SIL", "AA")] = (1, 2, 3)  # a model that has AE after SIL
+    assert triphones.senones("AE", "AA", "AA", "b") == (1, 2, 3)  # left across the edge
+    assert triphones.senones("AE", "AA", "AA", "i") == ci  # inside a word: no retry
+    assert triphones.senones("AE", "+NSN+", "AA", "i") == (1, 2, 3)  # a filler context
+    left, right = next(
+        (left, right)
+        for left in CMU_PHONES
+        for right in CMU_PHONES
+        if not any((position, "AE", left, right) in triphones.states for position in "ibes")
+    )
+    triphones.states[("s", "AE", "SIL", "SIL")] = (4, 5, 6)
+    assert triphones.senones("AE", left, right, "s") == (4, 5, 6)  # both edges
 
 
 def test_mdef_that_is_not_binary_is_refused(tmp_path):
@@ -236,7 +257,7 @@ def test_damaged_arpa_is_refused_naming_the_line(tmp_path, damage, message):
 
 def reference_words(manifest):
     with open(manifest, newline="") as csv_file:
-        return {row["ID"]: row["words"].split() for row in csv.DictReader(csv_file)}
+        return {row["ID"]: normalize_words(row["words"].split()) for row in csv.DictReader(csv_file)}
 
 
 @pytest.fixture(scope="module")
@@ -319,26 +340,68 @@ def test_training_vocabulary_leaves_unseen_words_out(speechocean_prepared):
     assert set(words) == training
 
 
-def test_training_word_without_pronunciation_is_refused(speechocean_prepared, tmp_path):
+def test_training_utterance_with_a_word_without_pronunciation_is_left_out(
+    speechocean_prepared, tmp_path, caplog
+):
+    """Issue 24: the aligner leaves such an utterance out of the targets, and the graph refused
+    the whole run naming no utterance. Now both leave it out: the graph names it and counts it,
+    and its words stay out of the language model's text."""
     manifest = tmp_path / "train.csv"
     text = (speechocean_prepared / "train.csv").read_text().splitlines()
     first = text[1].split(",")
-    first[4] = first[4] + " ZORBLAXIAN"
+    first[4] = first[4] + " Zorblaxian"
     manifest.write_text("\n".join([text[0], ",".join(first), *text[2:]]) + "\n")
-    with pytest.raises(ValueError, match=rf"{LEXICON}: no pronunciation .*\['ZORBLAXIAN'\]"):
+    _, words, extra = senone_graph(
+        speechocean_prepared / "labels.txt", LEXICON, manifest, vocabulary="train"
+    )
+    assert f"1 utterance(s) left out of the language model's text" in caplog.text
+    assert f"'{first[0]}' ['Zorblaxian']" in caplog.text  # the manifest's spelling
+    assert json.loads(extra["lm.json"])["train_utterances_left_out"] == 1
+    others = {w for utt, ws in reference_words(manifest).items() if utt != first[0] for w in ws}
+    assert set(words) == others  # the left-out sentence's words are not
+    manifest.write_text(f"{text[0]}\n{','.join(first)}\n")
+    with pytest.raises(ValueError, match="no utterance has a pronunciation for all its words"):
         senone_graph(speechocean_prepared / "labels.txt", LEXICON, manifest)
 
 
-def test_no_lexicon_uses_the_aligners_dictionary(speechocean_prepared, tmp_path):
-    """``lexicon: null`` (issue 24: a bare TypeError): the aligner's dictionary alone; a word it
-    lacks is refused naming the key."""
+def test_transcripts_case_and_punctuation(speechocean_prepared, tmp_path):
+    """Issue 24: "Hello, world!" reached the aligner as 'hello,' / 'world!' and was left out,
+    and a lexicon-only word in mixed case aligned and then failed the graph. One rule now, for
+    the aligner, the graph's lexicon and LM, and scoring."""
+    assert normalize_words("Hello, WORLD! (Don't) e-mail - ... 'em dogs'".split()) == [
+        "hello",
+        "world",
+        "don't",
+        "e-mail",
+        "'em",
+        "dogs'",
+    ]
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("ZORBLAXIAN Z AO R B L AE K S IY AH N\n")
+    manifest = tmp_path / "train.csv"
+    manifest.write_text(
+        'ID,duration,wav,words\nu1,1.0,a.wav,"Hello, Zorblaxian!"\nu2,1.0,b.wav,World.\n'
+    )
+    _, words, extra = senone_graph(
+        speechocean_prepared / "labels.txt", lexicon, manifest, vocabulary="train"
+    )
+    assert words == ["hello", "world", "zorblaxian"]
+    assert json.loads(extra["lm.json"])["train_utterances_left_out"] == 0
+    aligner = SenoneAligner(read_lexicon(lexicon))
+    assert aligner.unknown_words(normalize_words("Hello, Zorblaxian!".split())) == []
+
+
+def test_no_lexicon_uses_the_aligners_dictionary(speechocean_prepared, tmp_path, caplog):
+    """``lexicon: null`` (issue 24: a bare TypeError): the aligner's dictionary alone."""
     manifest = tmp_path / "train.csv"
     manifest.write_text("ID,duration,wav,words\nu1,1.0,a.wav,HELLO WORLD\nu2,1.0,b.wav,WORLD\n")
     graph, words, _ = senone_graph(speechocean_prepared / "labels.txt", None, manifest)
-    assert words == ["HELLO", "WORLD"] and graph.num_states > 0
-    manifest.write_text("ID,duration,wav,words\nu1,1.0,a.wav,HELLO ZORBLAXIAN\n")
-    with pytest.raises(ValueError, match=r"lexicon: null, and no pronunciation .*'ZORBLAXIAN'"):
-        senone_graph(speechocean_prepared / "labels.txt", None, manifest)
+    assert words == ["hello", "world"] and graph.num_states > 0
+    manifest.write_text(
+        "ID,duration,wav,words\nu1,1.0,a.wav,HELLO ZORBLAXIAN\nu2,1.0,b.wav,WORLD\n"
+    )
+    _, words, _ = senone_graph(speechocean_prepared / "labels.txt", None, manifest)
+    assert words == ["world"] and "lexicon: null nor the aligner's dictionary" in caplog.text
 
 
 def test_lexicon_with_unknown_phones_is_refused(speechocean_prepared, tmp_path):

@@ -87,3 +87,12 @@ def test_empty_chunks_first_or_midstream_change_nothing(utterances):
     outputs += [stream.accept(empty), stream.finish()]
     assert outputs[0].shape == (0, whole.shape[1])
     assert (torch.cat(outputs) - whole).abs().max() < 1e-5
+
+
+def test_normalisation_that_changes_with_each_chunk_is_refused(utterances):
+    """Issue 24: each chunk is normalised on its own, exact only for global statistics; a
+    per-sentence normalisation streamed silently to other outputs than the whole utterance."""
+    model, _ = trained_looking(VGG_MODELS[0], utterances)
+    for norm_type in ("sentence", "batch"):
+        with pytest.raises(ValueError, match=f"norm_type '{norm_type}'.*only 'global'"):
+            StreamingCNN(model, InputNormalization(norm_type=norm_type))

@@ -1,6 +1,7 @@
 """The teacher loader, the offline top-k store, and online = offline blending."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -255,6 +256,25 @@ def test_corrupt_or_truncated_shard_is_named(setup, tmp_path, monkeypatch):
     shard.write_bytes(bytes(data[:100]))
     with pytest.raises(ValueError, match=r"shard_00002_log_probs.npy is missing or truncated"):
         TeacherStore(tmp_path, metadata, TOP_K)
+
+
+def test_damaged_shard_header_is_named(setup, tmp_path):
+    """Issue 24: the shape digits of a shard's .npy header changed, its size unchanged, failed
+    mid-epoch with numpy's 'mmap length is greater than file size', naming no shard."""
+    hparams, teacher, datasets = setup
+    metadata = dump(hparams, teacher, datasets["train"], tmp_path)
+    shard = tmp_path / "shard_00001_ids.npy"
+    data = shard.read_bytes()
+    shape = re.search(rb"'shape': \((\d+),", data)
+    bigger = b"9" * len(shape.group(1))  # more frames than the file holds, same size
+    assert bigger != shape.group(1)
+    shard.write_bytes(data[: shape.start(1)] + bigger + data[shape.end(1) :])
+    assert shard.stat().st_size == len(data)
+    store = TeacherStore(tmp_path, metadata, TOP_K)  # sizes unchanged: opens
+    index = json.loads((tmp_path / "metadata.json").read_text())["utterances"]
+    in_shard_1 = next(utt for utt, (number, *_) in index.items() if number == 1)
+    with pytest.raises(ValueError, match=r"shard .*shard_00001_ids.npy cannot be read .*Delete"):
+        store[in_shard_1]
 
 
 class Unnormalized(torch.nn.Module):

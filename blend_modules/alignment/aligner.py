@@ -16,6 +16,7 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Tuple
 
 import numpy as np
 
+from blend_modules.alignment.lexicon import manifest_spellings, normalize_words
 from blend_modules.data.audio import read_segment
 from blend_modules.data.manifests import check_manifest
 
@@ -50,8 +51,10 @@ class SenoneAligner:
     Arguments
     ---------
     lexicon : mapping
-        Word -> its pronunciations (space-separated CMU phones; the first is used), for words
-        the aligner's dictionary lacks (looked up in lower case, as the aligner's words are).
+        Word (under the transcript rule, :mod:`blend_modules.alignment.lexicon`) -> its
+        pronunciations (space-separated CMU phones), for words the aligner's dictionary lacks.
+        All of them are added, as alternatives (``word(2)``, ...), so the aligner chooses among
+        them as among its own dictionary's, and as the decoding graph does.
     """
 
     def __init__(self, lexicon: Mapping[str, List[str]] = None):
@@ -68,19 +71,20 @@ class SenoneAligner:
                 samprate=SAMPLE_RATE, bestpath=False, cmn="batch", loglevel="FATAL", **WIDEST_BEAMS
             ),
         ]
-        self.lexicon = {}
-        for word, pronunciations in (lexicon or {}).items():
-            self.lexicon.setdefault(word.lower(), pronunciations[0])
+        self.lexicon = dict(lexicon or {})
 
     def unknown_words(self, words: Iterable[str]) -> List[str]:
-        """Add the words the aligner lacks from the lexicon; return those neither knows."""
+        """Add the words the aligner lacks from the lexicon (every pronunciation); return those
+        neither knows."""
         unknown = []
         for word in words:
             if self.decoders[0].lookup_word(word) is not None:
                 continue
             if word in self.lexicon:
                 for decoder in self.decoders:
-                    decoder.add_word(word, self.lexicon[word])
+                    for number, phones in enumerate(self.lexicon[word], start=1):
+                        # pocketsphinx links "word(2)" ... to "word" as its alternatives
+                        decoder.add_word(word if number == 1 else f"{word}({number})", phones)
             else:
                 unknown.append(word)
         return unknown
@@ -117,8 +121,12 @@ class SenoneAligner:
 def align_manifest(
     manifest, output_path, aligner: SenoneAligner, words_column: str = "words"
 ) -> Tuple[Dict, Dict[str, Dict]]:
-    """Align every utterance of ``manifest`` (16 kHz audio; ``words`` transcripts) into the
-    JSON-lines file ``output_path``, resuming after the utterances it already holds.
+    """Align every utterance of ``manifest`` (16 kHz audio; ``words`` transcripts, read under
+    the transcript rule of :mod:`blend_modules.alignment.lexicon`) into the JSON-lines file
+    ``output_path``, resuming after the utterances it already holds. An utterance with a word
+    neither the aligner's dictionary nor the lexicon knows (quoted as the manifest spells it),
+    or with no word at all (silence only), is left out and recorded, as is one the aligner
+    fails on.
 
     Each line is ``{"id", "source", "states": [[senone, phone, position, frames], ...],
     "attempts"}`` or ``{"id", "source", "failed": reason}``; ``source`` (words, audio file,
@@ -139,13 +147,16 @@ def align_manifest(
             source = [text, *segment, Path(segment.path).stat().st_size]
             if done.get(utt_id, {}).get("source") == source:
                 continue
-            if not text or not text.split():
-                raise ValueError(f"{manifest}: utterance '{utt_id}' has an empty transcript.")
-            words = text.lower().split()
+            words = normalize_words((text or "").split())
             entry = {"id": utt_id, "source": source}
             unknown = aligner.unknown_words(words)
-            if unknown:
-                entry["failed"] = f"words in neither dictionary nor lexicon: {unknown}"
+            if not words:
+                entry["failed"] = "no words to align (silence only)"
+            elif unknown:
+                spellings = manifest_spellings(text.split())
+                entry["failed"] = (
+                    f"words in neither dictionary nor lexicon: {[spellings[w] for w in unknown]}"
+                )
             else:
                 samples = read_segment(*segment).numpy()
                 pcm = np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16)

@@ -1,15 +1,24 @@
-"""The CMU phone set of pocketsphinx's en-us model and CMU-style pronunciation lexicons
-(``WORD PH1 PH2 ...``, alternative pronunciations as ``WORD(2)``), shared by the aligner and the
-senone decoding graph."""
+"""The CMU phone set of pocketsphinx's en-us model, CMU-style pronunciation lexicons
+(``WORD PH1 PH2 ...``, alternative pronunciations as ``WORD(2)``) and the transcript rule, shared
+by the aligner, the senone decoding graph's lexicon and language model, and word scoring.
+
+The transcript rule (:func:`normalize_words`): words are lower-cased and lose the punctuation at
+their edges (``"Hello,"`` -> ``hello``, ``(world)!`` -> ``world``); what is inside a word stays
+(``DON'T`` -> ``don't``, ``e-mail``), and so do apostrophes at its edges (``'em``, ``dogs'``); a
+token of punctuation alone (``-``, ``...``) is no word. A corpus lexicon's words follow the
+same rule (so ``U.S.`` is ``u.s`` in both); the aligner's own dictionary is looked up as it is."""
 
 import logging
 import re
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 logger = logging.getLogger(__name__)
 
 SILENCE_PHONE = "SIL"
+
+
+EDGE_PUNCTUATION = re.compile(r"^[^\w']+|[^\w']+$")  # not a letter, digit or apostrophe
 
 
 # the phones of the aligner's dictionary (CMUdict's 39) and silence, 3 HMM states each
@@ -19,11 +28,31 @@ CMU_PHONES = (
 ).split()
 
 
-def read_lexicon(path) -> Dict[str, List[str]]:
+def normalize_word(word: str) -> str:
+    """One word under the transcript rule (empty if it is punctuation alone)."""
+    return EDGE_PUNCTUATION.sub("", word.lower())
+
+
+def normalize_words(words: Iterable[str]) -> List[str]:
+    """A transcript's words under the transcript rule (the module's docstring), e.g.
+    ``normalize_words("Hello, world!".split()) == ["hello", "world"]``."""
+    return [word for word in map(normalize_word, words) if word]
+
+
+def manifest_spellings(words: Iterable[str]) -> Dict[str, str]:
+    """Each normalized word -> how the manifest spells it (its first spelling), for messages."""
+    spellings = {}
+    for word in words:
+        spellings.setdefault(normalize_word(word), word)
+    return spellings
+
+
+def read_lexicon(path, normalize: bool = True) -> Dict[str, List[str]]:
     """A CMU-phone lexicon (``WORD PH1 PH2 ...`` per line, stress digits and CMUdict's variant
-    marks ``WORD(2)`` allowed) as word (as written) -> its distinct pronunciations
-    (space-separated phones without stress digits), in the file's order; ``ValueError`` naming
-    the line for a phone outside the CMU set."""
+    marks ``WORD(2)`` allowed) as word -> its distinct pronunciations (space-separated phones
+    without stress digits), in the file's order; ``ValueError`` naming the line for a phone
+    outside the CMU set. Words follow the transcript rule unless ``normalize`` is False (the
+    aligner's own dictionary, looked up as it is: ``a.``, the letter, is not ``a``)."""
     lexicon = {}
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         fields = line.split()
@@ -33,7 +62,9 @@ def read_lexicon(path) -> Dict[str, List[str]]:
         unknown = sorted(set(phones) - set(CMU_PHONES))
         if unknown:
             raise ValueError(f"{path}:{number}: phones {unknown} are not CMU phones.")
-        pronunciations = lexicon.setdefault(re.sub(r"\(\d+\)$", "", fields[0]), [])
+        word = re.sub(r"\(\d+\)$", "", fields[0])
+        word = normalize_word(word) if normalize else word
+        pronunciations = lexicon.setdefault(word, [])
         if " ".join(phones) not in pronunciations:
             pronunciations.append(" ".join(phones))
     return lexicon

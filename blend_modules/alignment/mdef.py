@@ -11,7 +11,7 @@ the senone sequences.
 """
 
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -41,24 +41,40 @@ class Triphones:
 
     def __init__(self, mdef=None):
         self.path = Path(mdef or default_mdef_path())
-        self.ci_phones, self.states = read_mdef(self.path)
+        self.ci_phones, self.states, self.fillers, self.silence = read_mdef(self.path)
         self.phone_ids = {phone: index for index, phone in enumerate(self.ci_phones)}
 
     def senones(self, base: str, left: str, right: str, position: str) -> Tuple[int, ...]:
         """The senones of ``base`` between ``left`` and ``right`` at word ``position`` (one of
-        ``ibes``), backing off as the aligner's decoder does: another word position, then the
-        context-independent phone."""
+        ``ibes``), backing off as the aligner's decoder does (``bin_mdef_phone_id_nearest``):
+        another word position; then silence for a filler context and for the context across
+        a word edge (left at the beginning, right at the end), at each word position; then
+        the context-independent phone."""
+        found = self._at_any_position(base, left, right, position)
+        if found is None and self.silence is not None:
+            silent_left = left in self.fillers or position in "bs"
+            silent_right = right in self.fillers or position in "es"
+            new_left = self.silence if silent_left else left
+            new_right = self.silence if silent_right else right
+            if (new_left, new_right) != (left, right):
+                found = self._at_any_position(base, new_left, new_right, position)
+        return found if found is not None else self.states[("", base, "", "")]
+
+    def _at_any_position(self, base: str, left: str, right: str, position: str):
         for candidate in (position, *WORD_POSITIONS.replace(position, "")):
             found = self.states.get((candidate, base, left, right))
             if found is not None:
                 return found
-        return self.states[("", base, "", "")]
+        return None
 
 
-def read_mdef(path) -> Tuple[List[str], Dict[Tuple[str, str, str, str], Tuple[int, ...]]]:
-    """The CI phone names and every phone's senones, keyed ``(position, base, left, right)``;
-    CI phones under ``("", phone, "", "")``. ``ValueError`` naming the file if it is not a
-    binary mdef of 3-state phones."""
+def read_mdef(
+    path,
+) -> Tuple[List[str], Dict[Tuple[str, str, str, str], Tuple[int, ...]], Set[str], Optional[str]]:
+    """The CI phone names, every phone's senones keyed ``(position, base, left, right)`` (CI
+    phones under ``("", phone, "", "")``), the filler CI phones and the silence phone (None if
+    the model has none). ``ValueError`` naming the file if it is not a binary mdef of 3-state
+    phones."""
     path = Path(path)
     data = path.read_bytes()
     if data[:4] != b"BMDF":
@@ -96,7 +112,9 @@ def read_mdef(path) -> Tuple[List[str], Dict[Tuple[str, str, str, str], Tuple[in
                         ci_phones[node["ctx"]] for node in (base_node, left_node, right_node)
                     )
                     states[(position, *key)] = senones_of(right_node["down"])
-    return ci_phones, states
+    fillers = {phone for phone, entry in zip(ci_phones, phones) if entry["attr"][0]}
+    silence = ci_phones[header["sil"]] if header["sil"] >= 0 else None
+    return ci_phones, states, fillers, silence
 
 
 def _children(tree: np.ndarray, node) -> Sequence:

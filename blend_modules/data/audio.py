@@ -119,6 +119,10 @@ def readable_audio(path: PathLike, cache_folder: PathLike, sph2pipe: str = "sph2
 def read_segment(
     path: PathLike, start: int = 0, stop: int = None, channel: int = 0
 ) -> torch.Tensor:
-    """Samples ``[start, stop)`` of one channel of an audio file, as a float32 tensor."""
-    samples, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    """Samples ``[start, stop)`` of one channel of an audio file, as a float32 tensor;
+    ``RuntimeError`` naming the file if it cannot be decoded (e.g. a truncated FLAC)."""
+    try:
+        samples, _ = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except (RuntimeError, sf.SoundFileError) as error:  # libsndfile names no file
+        raise RuntimeError(f"{path}: cannot read samples [{start}, {stop}): {error}") from error
     return torch.from_numpy(samples[:, channel].copy())

@@ -2,8 +2,9 @@
 (:mod:`blend_modules.data.manifests` for the audio, the targets for their own inputs), and the
 training loader's batching (dynamic batches by duration where the YAML asks for them)."""
 
+import logging
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Set
 
 import speechbrain as sb
 import torch
@@ -18,6 +19,8 @@ from blend_modules.data.manifests import (
     segment_lengths,
     test_manifests,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
@@ -48,9 +51,32 @@ def batch_groups(batch, group_by: Optional[str]) -> List[Optional[str]]:
     return list(getattr(batch, group_by)) if group_by else [None] * len(batch.id)
 
 
+def check_speakers(speakers_of: Dict[str, Set[str]], manifests: Dict, allow_shared: bool) -> None:
+    """Refuse (``ValueError``) a speaker (``spk_id``) in two splits, naming the speaker and both
+    manifests: a model would be chosen or tested on a voice it trained on. With
+    ``allow_shared`` (a corpus that is speaker-dependent by design) a warning instead."""
+    splits = list(speakers_of)
+    for index, split in enumerate(splits):
+        for other in splits[index + 1 :]:
+            shared = sorted(speakers_of[split] & speakers_of[other])
+            if not shared:
+                continue
+            message = (
+                f"{len(shared)} speaker(s) in {manifests[split]} ({split}) and in "
+                f"{manifests[other]} ({other}), e.g. '{shared[0]}'"
+            )
+            if not allow_shared:
+                raise ValueError(
+                    f"{message}: splits must not share speakers (allow_shared_speakers: True "
+                    "for a corpus that is speaker-dependent by design)."
+                )
+            logger.warning("%s (allow_shared_speakers: True).", message)
+
+
 def dataio_prepare(hparams: Dict) -> Dict:
     """Check every split's manifest, audio and targets, and that no two splits share an
-    utterance ID, then build each split's dataset.
+    utterance ID or (where manifests have ``spk_id``) a speaker, unless the YAML sets
+    ``allow_shared_speakers: True``; then build each split's dataset.
 
     Uses the hparams keys ``train_csv``, ``valid_csv``, ``test_csv`` (see ``test_manifests``),
     ``features``, ``targets`` (already prepared) and, optionally, ``test_breakdown``: a
@@ -63,7 +89,7 @@ def dataio_prepare(hparams: Dict) -> Dict:
     features, targets = hparams["features"], hparams["targets"]
     manifests = {"train": hparams["train_csv"], "valid": hparams["valid_csv"]}
     manifests.update(test_manifests(hparams))
-    datasets, split_of = {}, {}
+    datasets, split_of, speakers_of = {}, {}, {}
     for split, manifest in manifests.items():
         manifest = Path(manifest)
         segments = check_manifest(manifest, features["sample_rate"])
@@ -76,12 +102,16 @@ def dataio_prepare(hparams: Dict) -> Dict:
             )
         split_of.update(dict.fromkeys(segments, split))
         rows = load_data_csv(str(manifest), replacements={"data_root": str(manifest.parent)})
+        speakers_of[split] = {row["spk_id"] for row in rows.values() if row.get("spk_id")}
         dataset = sb.dataio.dataset.DynamicItemDataset(rows)
 
         @sb.utils.data_pipeline.takes("id")
         @sb.utils.data_pipeline.provides("sig")
-        def audio_pipeline(utt_id, segments=segments):
-            return read_segment(*segments[utt_id])
+        def audio_pipeline(utt_id, segments=segments, manifest=manifest):
+            try:
+                return read_segment(*segments[utt_id])
+            except RuntimeError as error:
+                raise RuntimeError(f"{manifest}: utterance '{utt_id}': {error}") from error
 
         dataset.add_dynamic_item(audio_pipeline)
         items = targets.add_to_dataset(
@@ -98,6 +128,7 @@ def dataio_prepare(hparams: Dict) -> Dict:
                 sort_key=None if split == "train" else "duration",  # evaluating: pad little
             )
         datasets[split] = dataset
+    check_speakers(speakers_of, manifests, hparams.get("allow_shared_speakers", False))
     return {
         "train": datasets.pop("train"),
         "valid": datasets.pop("valid"),

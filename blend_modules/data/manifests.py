@@ -151,8 +151,13 @@ def test_manifests(hparams: Dict) -> Dict[str, str]:
     return dict(test_csv) if isinstance(test_csv, dict) else {"test": test_csv}
 
 
-def check_column(rows: Mapping[str, Mapping], manifest, column: str, needed_for: str) -> None:
-    """``ValueError`` naming the manifest and utterance if a row has no value in ``column``."""
+def check_column(
+    rows: Mapping[str, Mapping], manifest, column: str, needed_for: str, allow_empty: bool = False
+) -> None:
+    """``ValueError`` naming the manifest and utterance if a row has no value in ``column`` (with
+    ``allow_empty``: if the column is missing; an empty value, e.g. a silence-only utterance's
+    ``words``, is one)."""
     for utt_id, row in rows.items():
-        if not str(row.get(column) or "").strip():
+        value = row.get(column)
+        if value is None or (not allow_empty and not str(value).strip()):
             raise ValueError(f"{manifest}: utterance '{utt_id}' has no '{column}' ({needed_for}).")

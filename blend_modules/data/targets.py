@@ -65,7 +65,16 @@ class FrameTargets:
         summary), so WER covers every utterance. If False they are an error.
     decoder : blend_modules.hybrid.decoder.WordDecoder
         Optional: decode valid and test to words (hybrid WER, from the manifests' ``words``),
-        with label priors from the training alignments.
+        with label priors from the training alignments. An utterance with empty ``words``
+        (silence only) is scored too: every word decoded in it is an insertion.
+    scoring_filter : callable
+        Maps a word list to the words scored, applied to references and hypotheses alike
+        (e.g. the senone recipes' transcript rule,
+        :func:`blend_modules.alignment.lexicon.normalize_words`); None scores them as written.
+    valid_wer_every_epoch : bool
+        With a decoder, also decode valid after every epoch (at every acoustic scale of the
+        grid, the best reported as ``WER``): learning curves in words, in the training log and
+        the summary's history. Checkpoints are still chosen on frame error.
     """
 
     error_key = "frame_error"
@@ -77,12 +86,16 @@ class FrameTargets:
         frame_tolerance: int = 0,
         skip_unaligned: bool = False,
         decoder: WordDecoder = None,
+        scoring_filter: Callable[[List[str]], List[str]] = None,
+        valid_wer_every_epoch: bool = False,
     ):
         self.num_labels = num_labels
+        self.valid_wer_every_epoch = valid_wer_every_epoch
         self.alignments = dict(alignments)
         self.frame_tolerance = frame_tolerance
         self.skip_unaligned = skip_unaligned
         self.decoder = decoder
+        self.scoring_filter = scoring_filter
 
     def prepare(self) -> None:
         """Build the decoding graph, if decoding (the alignments come with the corpus)."""
@@ -154,7 +167,9 @@ class FrameTargets:
 
         dataset.add_dynamic_item(label_pipeline)
         if self.decoder is not None and split != "train":
-            check_column(dataset.data, manifest, "words", "the decoder scores words")
+            check_column(
+                dataset.data, manifest, "words", "the decoder scores words", allow_empty=True
+            )
             return DatasetItems(["frame_labels", "words"], set(labels))
         return DatasetItems(["frame_labels"], set(labels))
 
@@ -164,10 +179,12 @@ class FrameTargets:
 
     def metrics(self, stage, group_by: Optional[str] = None) -> "FrameAccuracy":
         """A fresh frame-accuracy tracker (cheap enough for training batches too), also per
-        value of the batch item ``group_by`` if given; on test, with a decoder, also WER."""
+        value of the batch item ``group_by`` if given; on test (and, if asked, on valid after
+        every epoch), with a decoder, also WER."""
         words = None
-        if stage == Stage.TEST and self.decoder is not None:
-            words = HybridWordErrors(self.decoder, group_by)
+        decodes = stage == Stage.TEST or (stage == Stage.VALID and self.valid_wer_every_epoch)
+        if decodes and self.decoder is not None:
+            words = HybridWordErrors(self.decoder, group_by, self.scoring_filter)
         return FrameAccuracy(group_by, words)
 
 

@@ -21,8 +21,9 @@ GRAPH_FILE, WORDS_FILE, GRAPH_OPTIONS_FILE = "graph.fst", "words.txt", "graph_op
 STATS_FILE = "graph_stats.json"
 # Raise it whenever the code changes the graphs it builds from the same inputs: a cached graph
 # of another format is rebuilt. 2: HMM costs times a self-loop scale, L∘G determinized in the
-# log semiring. 3: graph_stats.json holds the largest input label.
-GRAPH_FORMAT = 3
+# log semiring. 3: graph_stats.json holds the largest input label. 4: senone graphs' words under
+# the transcript rule (lower case), pocketsphinx's silence-context back-off for triphones.
+GRAPH_FORMAT = 4
 # The packages graphs are built with (pocketsphinx: the aligner's model, mdef and dictionary)
 GRAPH_PACKAGES = ("kaldifst", "kaldilm", "pocketsphinx")
 

@@ -31,7 +31,13 @@ from typing import Dict, List, Sequence, Set, Tuple
 import kaldifst
 
 from blend_modules.alignment.labels import SenoneLabels, read_labels
-from blend_modules.alignment.lexicon import CMU_PHONES, SILENCE_PHONE, read_lexicon
+from blend_modules.alignment.lexicon import (
+    CMU_PHONES,
+    SILENCE_PHONE,
+    manifest_spellings,
+    normalize_words,
+    read_lexicon,
+)
 from blend_modules.alignment.mdef import Triphones
 from blend_modules.data.alignments import read_alignments
 from blend_modules.hybrid.hmm_graphs import Pronunciation, lexicon_graph, self_loop_probabilities
@@ -74,10 +80,10 @@ def default_dictionary_path() -> Path:
     return Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
 
 
-def read_transcripts(manifest, words_column: str = "words") -> List[List[str]]:
-    """The word sequences of a manifest's utterances."""
+def read_transcripts(manifest, words_column: str = "words") -> Dict[str, List[str]]:
+    """Each utterance's words, as the manifest spells them (ID -> words)."""
     with open(manifest, newline="") as csv_file:
-        return [row[words_column].split() for row in csv.DictReader(csv_file)]
+        return {row["ID"]: (row[words_column] or "").split() for row in csv.DictReader(csv_file)}
 
 
 def senone_graph(
@@ -104,11 +110,13 @@ def senone_graph(
     lexicon : path
         The corpus's CMU-phone lexicon (``WORD PH1 PH2 ...``). A word's pronunciations are
         those of the aligner's ``dictionary`` if it has the word (the targets were aligned with
-        them), else the lexicon's; every word of the training transcripts needs one. None: the
-        aligner's dictionary alone.
+        them), else the lexicon's. None: the aligner's dictionary alone.
     train_csv : path
         The training manifest: its ``words`` estimate the bigram language model (never test
-        text).
+        text). Words follow the transcript rule (:mod:`blend_modules.alignment.lexicon`), as
+        in alignment and scoring; an utterance with a word that has no pronunciation is left
+        out of the language model's text, as the aligner leaves it out of the targets (named
+        in a warning, counted in ``lm.json`` as ``train_utterances_left_out``).
     train_alignments : path
         The training frame alignments, for HMM self-loop probabilities (optional).
     vocabulary : str
@@ -141,20 +149,34 @@ def senone_graph(
     if vocabulary not in VOCABULARIES:
         raise ValueError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}.")
     corpus_lexicon = read_lexicon(lexicon) if lexicon is not None else {}
-    aligner_dictionary = read_lexicon(dictionary or default_dictionary_path())
+    aligner_dictionary = read_lexicon(dictionary or default_dictionary_path(), normalize=False)
 
     def pronunciations_of(word: str) -> List[str]:  # the aligner's first, as in alignment
-        return aligner_dictionary.get(word.lower()) or corpus_lexicon.get(word, [])
+        return aligner_dictionary.get(word) or corpus_lexicon.get(word, [])
 
-    transcripts = read_transcripts(train_csv)
-    training_words = {word for words in transcripts for word in words}
-    missing = sorted(word for word in training_words if not pronunciations_of(word))
-    if missing:
-        where = f"{lexicon}:" if lexicon is not None else "lexicon: null, and"
-        raise ValueError(
-            f"{where} no pronunciation for {len(missing)} word(s) of {train_csv} (nor in the "
-            f"aligner's dictionary): {missing[:10]}"
+    transcripts, left_out = {}, {}
+    for utt_id, spelled in read_transcripts(train_csv).items():
+        words = normalize_words(spelled)
+        spellings = manifest_spellings(spelled)
+        missing = [spellings[word] for word in words if not pronunciations_of(word)]
+        if missing:
+            left_out[utt_id] = missing
+        else:
+            transcripts[utt_id] = words
+    if left_out:
+        where = lexicon if lexicon is not None else "lexicon: null"
+        logger.warning(
+            "%s: %d utterance(s) left out of the language model's text: words with no "
+            "pronunciation in %s nor the aligner's dictionary (the aligner leaves them out of "
+            "the targets too): %s",
+            train_csv,
+            len(left_out),
+            where,
+            "; ".join(f"'{utt_id}' {words}" for utt_id, words in list(left_out.items())[:10]),
         )
+    if not transcripts:
+        raise ValueError(f"{train_csv}: no utterance has a pronunciation for all its words.")
+    training_words = {word for words in transcripts.values() for word in words}
     words = sorted(training_words | set(corpus_lexicon if vocabulary == "lexicon" else []))
     senone_labels, triphones = SenoneLabels(read_labels(labels)), Triphones(mdef)
     pronunciations = [
@@ -167,10 +189,18 @@ def senone_graph(
     if train_alignments is not None:
         alignments = read_alignments(train_alignments, senone_labels.count)
         self_loop_probs = self_loop_probabilities(alignments, senone_labels.count)
-    valid_sentences = read_transcripts(valid_csv) if valid_csv is not None else None
+    valid_sentences = None
+    if valid_csv is not None:
+        valid_sentences = [normalize_words(w) for w in read_transcripts(valid_csv).values()]
     lm, lm_stats = build_language_model(
-        language_model, transcripts, words, valid_sentences, discount, generic_lm=generic_lm
+        language_model,
+        list(transcripts.values()),
+        words,
+        valid_sentences,
+        discount,
+        generic_lm=generic_lm,
     )
+    lm_stats["train_utterances_left_out"] = len(left_out)
     with tempfile.TemporaryDirectory() as folder:
         arpa = Path(folder) / "lm.arpa"
         lm.write_arpa(arpa)

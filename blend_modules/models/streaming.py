@@ -25,7 +25,9 @@ class StreamingCNN:
     chunks of feature frames: :meth:`accept` returns the outputs of every frame whose
     look-ahead has arrived, :meth:`finish` those of the last ``lookahead_frames`` frames.
     ``normalize`` (e.g. the run's ``InputNormalization``, which in eval mode works frame by
-    frame) is applied to each chunk first.
+    frame) is applied to each chunk first: exact only for statistics fixed in training
+    (``norm_type: global``); per-sentence or per-batch statistics would differ chunk by chunk,
+    and are refused.
 
     Example
     -------
@@ -38,6 +40,12 @@ class StreamingCNN:
     """
 
     def __init__(self, model: VGGFrameCNN, normalize: nn.Module = None):
+        norm_type = getattr(normalize, "norm_type", "global")
+        if norm_type != "global":
+            raise ValueError(
+                f"StreamingCNN: normalize has norm_type '{norm_type}', whose statistics change "
+                "with every chunk; only 'global' normalisation streams exactly."
+            )
         self.model, self.normalize = model.eval(), normalize
         if normalize is not None:
             normalize.eval()

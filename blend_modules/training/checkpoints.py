@@ -4,6 +4,7 @@ carry so that a resumed run continues exactly as an uninterrupted one."""
 import logging
 import random
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Dict
 
 import numpy as np
@@ -29,10 +30,19 @@ class CompleteCheckpointer(Checkpointer):
     killed while saving leaves a checkpoint that looks complete, is chosen on resume and fails
     to load. Here an empty ``COMPLETE`` file is written after the parameters, and checkpoints
     without it are ignored (and reported, never deleted). Arguments are ``Checkpointer``'s.
+
+    The checkpoint folder is only created by the first checkpoint saved: SpeechBrain's creates
+    it as soon as the YAML is loaded, so a run refused by the data checks left an empty
+    ``save/`` behind.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, checkpoints_dir, *args, **kwargs):
+        folder = Path(checkpoints_dir).absolute()
+        created = [path for path in (folder, *folder.parents) if not path.exists()]
+        super().__init__(checkpoints_dir, *args, **kwargs)
+        if if_main_process():
+            for path in created:  # just created, empty: the deepest first
+                path.rmdir()
         self.reported = set()
 
     def save_checkpoint(self, *args, **kwargs):
@@ -47,6 +57,8 @@ class CompleteCheckpointer(Checkpointer):
         return checkpoint
 
     def list_checkpoints(self):
+        if not self.checkpoints_dir.is_dir():
+            return []
         checkpoints = []
         for checkpoint in super().list_checkpoints():
             if (checkpoint.path / COMPLETE_MARKER).exists():

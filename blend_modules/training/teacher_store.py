@@ -322,9 +322,13 @@ class TeacherStore:
     def _shard(self, number: int) -> Tuple[np.ndarray, np.ndarray]:
         if number not in self.shards:
             files = shard_files(self.folder, self.metadata["shards"][number]["name"])
-            self.shards[number] = tuple(
-                np.load(files[part], mmap_mode="r") for part in ("ids", "log_probs")
-            )
+            arrays = []
+            for part in ("ids", "log_probs"):
+                try:
+                    arrays.append(np.load(files[part], mmap_mode="r"))
+                except (ValueError, OSError) as error:  # a damaged .npy header
+                    self._refuse(files[part], f"cannot be read ({error})")
+            self.shards[number] = tuple(arrays)
         return self.shards[number]
 
     def __getitem__(self, utt_id: str) -> Tuple[torch.Tensor, torch.Tensor]:

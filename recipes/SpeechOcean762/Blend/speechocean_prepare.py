@@ -15,15 +15,16 @@ returns at once.
 
 import csv
 import logging
+import os
 from pathlib import Path
 from typing import Dict, List
 
 import soundfile as sf
-import torch
 import torchaudio
 
 from blend_modules.alignment.aligner import SAMPLE_RATE as ALIGNER_RATE
 from blend_modules.alignment.senone_targets import prepare_senone_targets
+from blend_modules.data.audio import read_segment
 from blend_modules.data.prepare_once import (
     finish_preparation,
     folder_fingerprint,
@@ -175,15 +176,19 @@ def write_manifest(path: Path, rows: List[Dict]) -> None:
 
 
 def downsampled(rows: List[Dict], save_folder: Path, sample_rate: int) -> List[Dict]:
-    """Rows whose audio is a ``sample_rate`` copy in ``save_folder/wav8k`` (16-bit FLAC)."""
+    """Rows whose audio is a ``sample_rate`` copy in ``save_folder/wav8k`` (16-bit FLAC). Each
+    copy is written under a temporary name and renamed, so a copy that exists is whole (a
+    killed run leaves none half-written for a rerun to trust)."""
     folder = save_folder / f"wav{sample_rate // 1000}k"
     folder.mkdir(exist_ok=True)
     copies = []
     for row in rows:
         target = folder / f"{row['ID']}.flac"
         if not target.is_file():
-            samples, rate = sf.read(row["wav"], dtype="float32")
-            resampled = torchaudio.functional.resample(torch.from_numpy(samples), rate, sample_rate)
-            sf.write(target, resampled.numpy(), sample_rate, subtype="PCM_16")
+            samples = read_segment(row["wav"])
+            resampled = torchaudio.functional.resample(samples, ALIGNER_RATE, sample_rate)
+            partial = target.with_name(f"{target.stem}.partial.flac")
+            sf.write(partial, resampled.numpy(), sample_rate, subtype="PCM_16")
+            os.replace(partial, target)
         copies.append({**row, "wav": f"$data_root/{folder.name}/{target.name}"})
     return copies
