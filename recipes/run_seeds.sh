@@ -5,7 +5,7 @@
 #   bash recipes/run_seeds.sh RECIPE TARGETS SEEDS RESULTS_FOLDER [--key=value ...]
 # RECIPE: a recipe folder (e.g. recipes/FSDD/Blend); TARGETS: frame (hparams/blstm.yaml,
 # cnn.yaml, cnn_blend.yaml) or ctc (the *_ctc variants); the overrides go to every script. E.g.
-#   bash recipes/run_seeds.sh recipes/FSDD/Blend frame "1 2 3" results/noisy "--snr_db=[0, 15]"
+#   bash recipes/run_seeds.sh recipes/FSDD/Blend frame "1 2 3" results/noisy "--corpus={snr_db: [0, 15]}"
 set -euo pipefail
 python=${PYTHON:-$(cd "$(dirname "$0")/.." && pwd)/.venv/bin/python}
 cd "$1"

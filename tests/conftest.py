@@ -21,13 +21,12 @@ sys.path.insert(0, str(RECIPE))  # fsdd_prepare lives beside the recipe's script
 TINY_SPLITS = {"train": 12, "valid": 4, "test": 4}
 
 
-def tiny_overrides(prepared_folder, output_folder) -> dict:
-    """Overrides that shrink a recipe YAML to the tiny corpus."""
+def tiny_overrides(prepared_folder, output_folder, splits=TINY_SPLITS) -> dict:
+    """Overrides that shrink a recipe YAML to the tiny corpus (``splits`` utterances)."""
     return {
-        "data_folder": str(RECIPE / "fsdd"),
+        "corpus": {"data_folder": str(RECIPE / "fsdd"), "utterances_per_split": splits},
         "prepared_folder": str(prepared_folder),
         "output_folder": str(output_folder),
-        "utterances_per_split": TINY_SPLITS,
         "batch_size": 4,
         "dynamic_batching": False,
     }

@@ -226,9 +226,7 @@ def test_valid_decoded_every_epoch_only_when_asked(tiny_hparams):
     targets = tiny_hparams["targets"]
     assert targets.metrics(Stage.VALID).words is None
     assert targets.metrics(Stage.TEST).words is not None
-    overrides = {
-        key: tiny_hparams[key] for key in ("data_folder", "prepared_folder", "output_folder")
-    }
+    overrides = {key: tiny_hparams[key] for key in ("prepared_folder", "output_folder")}
     asked = load_hparams_file(
         RECIPE / "hparams" / "cnn.yaml", {**overrides, "targets": {"valid_wer_every_epoch": True}}
     )["targets"]

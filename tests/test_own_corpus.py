@@ -1,5 +1,5 @@
 """README's "Your own corpus" path, as a new user takes it: a recipe folder copied elsewhere (at
-another depth), its corpus block replaced by ready manifests and alignments (no prepare
+another depth), its corpus.yaml replaced by ready manifests and alignments (no prepare
 function), alignments given on the command line; and a results folder or corpus that moves."""
 
 import json
@@ -11,29 +11,33 @@ from pathlib import Path
 from conftest import RECIPE, run_recipe, tiny_overrides
 from fsdd_prepare import prepare_fsdd
 
-OWN_CORPUS_BLOCK = """prepare: null
+OWN_CORPUS = """# What the model YAMLs give
+prepared_folder: !PLACEHOLDER
+hop_length_ms: !PLACEHOLDER
+
+prepare: null
 train_csv: !PLACEHOLDER
 valid_csv: !PLACEHOLDER
 test_csv: !PLACEHOLDER
-train_alignments: !PLACEHOLDER
-valid_alignments: !PLACEHOLDER
-test_alignments: !PLACEHOLDER
+alignments:
+    train: !PLACEHOLDER
+    valid: !PLACEHOLDER
+    test: !PLACEHOLDER
 decoder: null
 """
 
 
 def copy_recipe(destination: Path) -> Path:
-    """The FSDD recipe's scripts and YAML (not its data) with the corpus block replaced."""
+    """The FSDD recipe's scripts and model YAMLs (not its data), its corpus.yaml replaced: the
+    files README says to copy, and the one to write."""
     destination.mkdir(parents=True)
     for script in ("train_teacher.py", "train_blend.py"):
         shutil.copy(RECIPE / script, destination)
     (destination / "hparams").mkdir()
     for name in ("blstm.yaml", "cnn_blend.yaml"):
-        text = (RECIPE / "hparams" / name).read_text()
-        start, end = text.index("# ---- The corpus"), text.index("# ---- end of the corpus")
-        text = text[:start] + OWN_CORPUS_BLOCK + text[end:]
-        assert "fsdd" not in text.replace("FSDD", "")  # nothing left of the embedded corpus
-        (destination / "hparams" / name).write_text(text)
+        shutil.copy(RECIPE / "hparams" / name, destination / "hparams")
+        assert "fsdd" not in (RECIPE / "hparams" / name).read_text().replace("FSDD", "")
+    (destination / "hparams" / "corpus.yaml").write_text(OWN_CORPUS)
     return destination
 
 
@@ -55,9 +59,13 @@ def test_copied_recipe_at_another_depth_with_own_manifests(tmp_path):
         ali = corpus / f"{name}.ali"
         ali.write_bytes(ali.read_bytes().replace(b"\n", b"\r\n") + b"\r\n")
     recipe = copy_recipe(tmp_path / "deeper" / "still" / "MyCorpus" / "Blend")
+    splits = ("train", "valid", "test")
+    own_corpus = {
+        **{f"{split}_csv": str(corpus / f"{split}.csv") for split in splits},
+        "alignments": {split: str(corpus / f"{split}.ali") for split in splits},
+    }
     overrides = {
-        **{f"{split}_csv": corpus / f"{split}.csv" for split in ("train", "valid", "test")},
-        **{f"{split}_alignments": corpus / f"{split}.ali" for split in ("train", "valid", "test")},
+        "corpus": own_corpus,  # or written into corpus.yaml
         "results_folder": tmp_path / "results",
         "number_of_epochs": 1,
         "batch_size": 4,
@@ -90,8 +98,8 @@ def test_moved_results_and_corpus_are_reused(trained_teacher, tmp_path):
     shutil.copytree(tmp_path / "store", moved / "teacher" / "store")
     shutil.copytree(RECIPE / "fsdd", moved / "fsdd_copy")
     stamps = {p: p.stat().st_mtime_ns for p in moved.rglob("*") if p.is_file()}
+    overrides["corpus"] = {**overrides["corpus"], "data_folder": str(moved / "fsdd_copy")}
     overrides.update(
-        data_folder=moved / "fsdd_copy",
         prepared_folder=moved / "prepared",
         teacher_folder=moved / "teacher",
         teacher_store=moved / "teacher" / "store",

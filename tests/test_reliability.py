@@ -58,8 +58,7 @@ def kill_corpus(tmp_path_factory):
 
 def kill_overrides(root: Path, output: str, **extra) -> dict:
     return {
-        **tiny_overrides(root / "prepared", root / output),
-        "utterances_per_split": KILL_SPLITS,
+        **tiny_overrides(root / "prepared", root / output, KILL_SPLITS),
         "number_of_epochs": 3,
         **extra,
     }

@@ -351,12 +351,10 @@ def test_recipe_end_to_end_on_senone_targets(corpus, prepared, tmp_path):
     """The speechocean762 recipe's scripts: teacher, then the blended CNN (offline store), on
     the aligner's targets, one epoch each."""
     overrides = {
-        "data_folder": corpus,
-        "valid_speakers": 1,
-        "test_speakers": 2,
+        "corpus": f"{{data_folder: {corpus}, valid_speakers: 1, test_speakers: 2, "
+        f"senones_kept: {KEPT}}}",
         "prepared_folder": prepared,
         "results_folder": tmp_path,
-        "senones_kept": KEPT,
         "number_of_epochs": 1,
     }
     for script, hparams_file in (
@@ -386,15 +384,20 @@ def test_recipe_end_to_end_on_senone_targets(corpus, prepared, tmp_path):
     assert (tmp_path / "cnn_blend" / "1986" / "inference" / "decoder.ckpt").is_file()
 
 
-def recipe_hparams(corpus, prepared, **overrides):
-    """The speechocean762 CNN recipe's hparams on the test corpus."""
-    overrides = {
+def recipe_hparams(corpus, prepared, test_breakdown="age_group", **corpus_overrides):
+    """The speechocean762 CNN recipe's hparams on the test corpus (``corpus_overrides``: keys of
+    its corpus.yaml)."""
+    corpus_overrides = {
         "data_folder": str(corpus),
         "valid_speakers": 1,
         "test_speakers": 2,
-        "prepared_folder": str(prepared),
         "senones_kept": KEPT,
-        **overrides,
+        **corpus_overrides,
+    }
+    overrides = {
+        "prepared_folder": str(prepared),
+        "corpus": corpus_overrides,
+        "test_breakdown": test_breakdown,
     }
     return load_hparams_file(RECIPE / "hparams" / "cnn.yaml", overrides)
 
@@ -451,12 +454,26 @@ def test_test_metrics_per_age_group(corpus, prepared):
     ],
 )
 def test_recipe_yaml_shares_the_corpus_and_features(hparams_file):
-    """Every YAML of the recipe loads, and all describe the same corpus and features (the CTC
-    runs share the frame runs' prepared folder, so the corpus is aligned once)."""
+    """Every YAML of the recipe loads, and all take the same corpus (one file, corpus.yaml,
+    issue 24: the corpus block was repeated in six YAMLs) and features (the CTC runs share the
+    frame runs' prepared folder, so the corpus is aligned once); a corpus key overridden from
+    the command line reaches the preparation."""
     hparams = load_hparams_file(RECIPE / "hparams" / hparams_file)
     frame = load_hparams_file(RECIPE / "hparams" / "cnn.yaml")
-    for key in ("data_folder", "valid_speakers", "test_speakers", "senones_kept", "sample_rate"):
-        assert hparams[key] == frame[key], key
+    assert hparams["sample_rate"] == frame["sample_rate"]
+    for key in ("data_folder", "valid_speakers", "test_speakers", "senones_kept"):
+        assert hparams["corpus"][key] == frame["corpus"][key], key
+    moved = load_hparams_file(
+        RECIPE / "hparams" / hparams_file,
+        "corpus: {data_folder: /data/so762, valid_speakers: 6, test_speakers: 40}",
+    )
+    assert moved["prepare"].keywords["data_folder"] == "/data/so762"
+    assert (moved["prepare"].keywords["valid_speakers"], moved["test_csv"]) == (
+        6,
+        hparams["test_csv"],
+    )
+    with pytest.raises(ValueError, match="--corpus.valid_speakers='six': .* an integer"):
+        load_hparams_file(RECIPE / "hparams" / hparams_file, {"corpus": {"valid_speakers": "six"}})
     assert Path(hparams["prepared_folder"]).name == "prepared"
     assert hparams["test_breakdown"] == "age_group"
     assert hparams["num_labels"] == (100 if "ctc" in hparams_file else len(CI_STATES) + 500)

@@ -53,7 +53,9 @@ def check_override_types(hparams_file: Union[str, Path], overrides: Union[str, D
     """Raise ``ValueError`` naming the key for an override whose type differs from the YAML's
     plain value (e.g. ``--top_k=2.5`` where the YAML has ``top_k: 5``): an integer where an
     integer is, a number where a float is, a boolean, string, list or mapping where one is.
-    Values the YAML computes (``!ref``, ``!new``, ...) or leaves ``null`` take any override."""
+    Values the YAML computes (``!ref``, ``!new``, ...) or leaves ``null`` take any override;
+    the keys of an ``!include``d file (``--corpus="{valid_speakers: 6}"``) are checked against
+    that file's values."""
     if not overrides:
         return
     yaml = ruamel.yaml.YAML()
@@ -78,6 +80,16 @@ def _check_types(defaults, overrides, hparams_file, prefix: str) -> None:
                 "edit the YAML, or override the keys inside it (e.g. "
                 f'--{name}="{{model: {{channels: [...]}}}}").'
             )
+        if _tag(default).startswith("!include:") and isinstance(value, dict):
+            # keys of an included file (e.g. a recipe's corpus.yaml), checked against its values
+            target = _tag(default)[len("!include:") :]
+            if target.startswith(SHARED_PLACEHOLDER):
+                included = SHARED_HPARAMS / target[len(SHARED_PLACEHOLDER) :]
+            else:
+                included = Path(hparams_file).parent / target
+            included_defaults = ruamel.yaml.YAML().load(included.read_text(encoding="utf-8"))
+            _check_types(included_defaults, value, included, prefix=f"{name}.")
+            continue
         if _tag(default):
             continue  # computed by the YAML
         if isinstance(default, dict) and isinstance(value, dict):

@@ -7,7 +7,8 @@ Run from this folder:
 
 The model, features, targets and data preparation all come from the YAML; the best checkpoint on
 valid frame accuracy (or WER, for CTC targets) is what ``train_blend.py`` loads as the teacher.
-To train on your own corpus, copy this folder and replace the YAML's corpus block (README).
+To train on your own corpus, copy this folder's scripts and hparams/ and replace
+hparams/corpus.yaml (README).
 """
 
 import sys
