@@ -24,6 +24,7 @@ import numpy as np
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from blend_modules.alignment.labels import read_labels
+from blend_modules.alignment.lexicon import normalize_words
 from blend_modules.data.alignments import read_alignments
 from blend_modules.hybrid.decoder import decode
 from blend_modules.hybrid.graph_cache import graph_stats
@@ -54,7 +55,9 @@ def main() -> None:
     prepared = args.prepared
     num_labels = len(read_labels(prepared / "labels.txt"))
     with open(prepared / "test.csv", newline="") as manifest:
-        references = {row["ID"]: row["words"].split() for row in csv.DictReader(manifest)}
+        references = {  # as the graph's words: under the transcript rule
+            row["ID"]: normalize_words(row["words"].split()) for row in csv.DictReader(manifest)
+        }
     alignments = read_alignments(prepared / "test.ali", num_labels)
     alignments = {utt: labels for utt, labels in alignments.items() if utt in references}
     test_sentences = list(references.values())

@@ -3,6 +3,7 @@ run."""
 
 import json
 
+from blend_modules.analysis.curves import best_epochs, plot_curves
 from blend_modules.analysis.report import results_table
 
 
@@ -44,3 +45,25 @@ def test_ctc_runs(tmp_path):
     write_summary(tmp_path, "cnn_ctc", 1, valid_WER=30.0, test_WER=25.0, test_CER=12.5)
     header = results_table(tmp_path).splitlines()[0]
     assert header == "| model | seed | params | valid WER | test WER | test CER | train time (s) |"
+
+
+def test_learning_curves_from_the_history(tmp_path, capsys):
+    """``python -m blend_modules.analysis.curves``: the best epochs by valid frame accuracy and
+    by valid WER (decoded every epoch) differ here, and both are reported; the plot is written."""
+    history = [
+        {"epoch": e, "lr": lr, "train": {"frame_acc": acc + 0.05}, "valid": valid}
+        for e, lr, acc, valid in [
+            (1, 0.001, 0.30, {"frame_acc": 0.30, "WER": 90.0}),
+            (2, 0.001, 0.35, {"frame_acc": 0.35, "WER": 80.0}),
+            (3, 0.0005, 0.36, {"frame_acc": 0.36, "WER": 82.0}),
+        ]
+    ]
+    run = tmp_path / "blstm" / "1986"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"history": history}))
+    assert best_epochs(history) == {"frame_acc": 3, "WER": 2}
+    plot_curves([run], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    assert "best epoch {'frame_acc': 3, 'WER': 2}, learning rate lowered at [3]" in (
+        capsys.readouterr().out
+    )

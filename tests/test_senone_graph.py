@@ -20,8 +20,10 @@ from blend_modules.alignment.aligner import SenoneAligner
 from blend_modules.alignment.labels import CI_STATES
 from blend_modules.alignment.lexicon import CMU_PHONES, normalize_words, read_lexicon
 from blend_modules.alignment.mdef import WORD_POSITIONS, Triphones, read_mdef
+from blend_modules.alignment.teacher_alignment import TranscriptGraphs
 from blend_modules.data.alignments import read_alignments
 from blend_modules.hybrid.decoder import WordDecoder, decode
+from blend_modules.hybrid.hmm_graphs import self_loop_probabilities
 from blend_modules.hybrid.language_model import (
     BackoffBigram,
     arpa_to_fst,
@@ -414,3 +416,25 @@ def test_lexicon_with_unknown_phones_is_refused(speechocean_prepared, tmp_path):
         senone_graph(
             speechocean_prepared / "labels.txt", lexicon, speechocean_prepared / "train.csv"
         )
+
+
+def test_transcript_graphs_realign_the_aligners_labels(speechocean_prepared):
+    """Realignment (Kaldi's align.sh with a neural model): a "model" certain of the forced
+    aligner's labels, aligned through each training transcript's graph (every pronunciation,
+    optional silence), gets those labels back, frame for frame."""
+    num_labels = len(CI_STATES) + KEPT
+    alignments = read_alignments(speechocean_prepared / "train.ali", num_labels)
+    graphs = TranscriptGraphs(
+        speechocean_prepared / "labels.txt",
+        LEXICON,
+        self_loop_probabilities(alignments, num_labels),
+        self_loop_scale=0.1,
+    )
+    references = reference_words(speechocean_prepared / "train.csv")
+    assert graphs(["hello", "zorblaxian"]) is None  # a word without pronunciation
+    for utt_id in sorted(alignments)[:8]:
+        labels = alignments[utt_id]
+        loglikes = np.full((len(labels), num_labels), -10.0, dtype=np.float32)
+        loglikes[np.arange(len(labels)), labels] = 0.0
+        best = decode(graphs(references[utt_id]), loglikes, beam=10.0, max_active=100_000)
+        assert best["reached_final"] and np.array_equal(best["labels"], labels), utt_id

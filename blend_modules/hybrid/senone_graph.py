@@ -80,6 +80,21 @@ def default_dictionary_path() -> Path:
     return Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
 
 
+class Pronunciations:
+    """A word's pronunciations (the word under the transcript rule): the aligner's
+    ``dictionary``'s (default pocketsphinx's CMUdict) if it has the word, as the targets were
+    aligned with them, else the corpus ``lexicon``'s (a path, or None); empty if neither has
+    it. ``corpus_words``: the lexicon's words."""
+
+    def __init__(self, lexicon=None, dictionary=None):
+        self.corpus_lexicon = read_lexicon(lexicon) if lexicon is not None else {}
+        self.dictionary = read_lexicon(dictionary or default_dictionary_path(), normalize=False)
+        self.corpus_words = list(self.corpus_lexicon)
+
+    def __call__(self, word: str) -> List[str]:
+        return self.dictionary.get(word) or self.corpus_lexicon.get(word, [])
+
+
 def read_transcripts(manifest, words_column: str = "words") -> Dict[str, List[str]]:
     """Each utterance's words, as the manifest spells them (ID -> words)."""
     with open(manifest, newline="") as csv_file:
@@ -148,12 +163,7 @@ def senone_graph(
     """
     if vocabulary not in VOCABULARIES:
         raise ValueError(f"vocabulary must be one of {VOCABULARIES}, got {vocabulary!r}.")
-    corpus_lexicon = read_lexicon(lexicon) if lexicon is not None else {}
-    aligner_dictionary = read_lexicon(dictionary or default_dictionary_path(), normalize=False)
-
-    def pronunciations_of(word: str) -> List[str]:  # the aligner's first, as in alignment
-        return aligner_dictionary.get(word) or corpus_lexicon.get(word, [])
-
+    pronunciations_of = Pronunciations(lexicon, dictionary)
     transcripts, left_out = {}, {}
     for utt_id, spelled in read_transcripts(train_csv).items():
         words = normalize_words(spelled)
@@ -177,7 +187,8 @@ def senone_graph(
     if not transcripts:
         raise ValueError(f"{train_csv}: no utterance has a pronunciation for all its words.")
     training_words = {word for words in transcripts.values() for word in words}
-    words = sorted(training_words | set(corpus_lexicon if vocabulary == "lexicon" else []))
+    lexicon_words = pronunciations_of.corpus_words if vocabulary == "lexicon" else []
+    words = sorted(training_words | set(lexicon_words))
     senone_labels, triphones = SenoneLabels(read_labels(labels)), Triphones(mdef)
     pronunciations = [
         Pronunciation(word, phone_states(phones.split(), triphones, senone_labels))

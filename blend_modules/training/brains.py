@@ -189,6 +189,7 @@ class TeacherBrain(sb.Brain):
             self.history.epochs.append(
                 {
                     "epoch": epoch,
+                    "lr": old_lr,
                     "time_s": round(time.time() - self.epoch_start, 1),
                     "train": self.train_stats,
                     "valid": stats,
