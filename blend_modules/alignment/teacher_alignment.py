@@ -187,4 +187,3 @@ def realign_training_set(
         "frames_changed": round(changed / max(frames, 1), 4),
         "seconds": round(time.perf_counter() - start, 1),
     }
-
