@@ -3,7 +3,7 @@ run."""
 
 import json
 
-from blend_modules.analysis.curves import best_epochs, plot_curves
+from blend_modules.analysis.curves import best_epochs, main
 from blend_modules.analysis.report import results_table
 
 
@@ -62,7 +62,7 @@ def test_learning_curves_from_the_history(tmp_path, capsys):
     run.mkdir(parents=True)
     (run / "summary.json").write_text(json.dumps({"history": history}))
     assert best_epochs(history) == {"frame_acc": 3, "WER": 2}
-    plot_curves([run], tmp_path / "curves.png")
+    main(tmp_path / "curves.png", [run])
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     assert "best epoch {'frame_acc': 3, 'WER': 2}, learning rate lowered at [3]" in (
         capsys.readouterr().out

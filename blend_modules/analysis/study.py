@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from blend_modules.analysis.curves import plot_curves
 from blend_modules.analysis.report import mean_and_sd, percent
 
 CONFIG_COLUMNS = [
@@ -397,27 +398,6 @@ def plot_sweep(
     plt.close(figure)
 
 
-def plot_learning_curves(summaries: Mapping[str, Mapping], metric: str, path) -> None:
-    """A PNG of each run's valid ``metric`` per epoch (``summaries``: label -> summary)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3.6))
-    for label, summary in summaries.items():
-        epochs = [epoch["epoch"] for epoch in summary["history"]]
-        values = [percent(epoch["valid"], metric) for epoch in summary["history"]]
-        axis.plot(epochs, values, marker="o", label=label)
-    axis.set_xlabel("epoch")
-    axis.set_ylabel(f"valid {metric.replace('_', ' ')} (%)")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
 def best_blend(rows: Sequence[Mapping]) -> Optional[Tuple[str, Mapping]]:
     """The ``blend_*`` condition with the lowest mean valid WER (highest valid frame accuracy
     for runs without WER): chosen on valid, never on test; with one of its runs (its blending
@@ -524,12 +504,9 @@ def main(
         if condition in grouped:
             first_seed = min(grouped[condition])
             path = Path(study_folder) / condition / str(first_seed) / "summary.json"
-            curves[f"{condition} (seed {first_seed})"] = json.loads(path.read_text())
+            curves[f"{condition} (seed {first_seed})"] = json.loads(path.read_text())["history"]
     if curves:
-        # frame targets report frame accuracy each epoch; CTC targets only WER and CER
-        frame_targets = all("frame_acc" in c["history"][0]["valid"] for c in curves.values())
-        metric = "frame_acc" if frame_targets else "WER"
-        plot_learning_curves(curves, metric, output / "learning_curves.png")
+        plot_curves(curves, output / "learning_curves.png")
         written["learning_curves"] = str(output / "learning_curves.png")
     return written
 
