@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from blend_modules.analysis.study import (
+    best_blend,
     best_settings,
     bootstrap_difference,
     main,
     read_csv,
+    role,
     speaker_counts,
     sweep_points,
     sweep_settings,
@@ -211,3 +213,37 @@ def test_speaker_counts_refuse_an_incomplete_run(tmp_path):
     scores.write_text("ID,word_errors,reference_words\na,1,4\nb,2,5\nc,3,6\nx,1,1\n")
     with pytest.raises(ValueError, match="x is not in the manifest"):
         speaker_counts(scores, speakers, ["word_errors", "reference_words"])
+
+
+def test_best_blend_compares_candidates_on_their_common_seeds():
+    """Issue 27: a one-seed sweep value (B: 89.0 on seed 1) beat a three-seed mean (A: 90.0,
+    but 88.0 on that same seed). Candidates are compared on the seeds they all ran."""
+    rows = [
+        {"condition": "blend_A", "seed": seed, "valid_WER": wer}
+        for seed, wer in ((1, 88.0), (2, 91.0), (3, 91.0))
+    ] + [{"condition": "blend_B", "seed": 1, "valid_WER": 89.0}]
+    assert best_blend(rows)[0] == "blend_A"
+    rows.append({"condition": "blend_C", "seed": 2, "valid_WER": 80.0})
+    with pytest.raises(ValueError, match="share no seed"):
+        best_blend(rows)
+
+
+def test_remedies_are_paired_by_role_not_by_name():
+    """Issue 27: remedies were paired by the alphabetical order of their names; a blend from
+    the ensemble ("remedy_blend_from_ensemble") sorts after a CNN named "remedy_cnn_...", and
+    the role word after "remedy_" now decides."""
+    assert [role(c) for c in ("remedy_blend_from_ensemble", "remedy_cnn_16ep")] == [0, 1]
+    assert role("remedy_ensemble_16ep") < role("remedy_teacher_16ep")
+    with pytest.raises(ValueError, match="the word after 'remedy_' must be one of"):
+        role("remedy_bigger_teacher")
+
+
+def test_bootstrap_pools_words_over_speakers_with_unequal_word_counts():
+    """Issue 27: with equal word counts a mean of per-speaker WERs passes for the pooled WER;
+    here the second speaker read three times the words: the test set's difference is the
+    pooled one (6.25 points), not the mean of the speakers' differences (2.5)."""
+    baseline = np.array([[10.0, 100.0], [90.0, 300.0]])  # 10% and 30%: pooled 25%
+    condition = np.array([[5.0, 100.0], [120.0, 300.0]])  # 5% and 40%: pooled 31.25%
+    difference, low, high = bootstrap_difference([condition], [baseline])
+    assert difference == pytest.approx(6.25)
+    assert (low, high) == (pytest.approx(-5), pytest.approx(10))  # one speaker drawn twice

@@ -399,22 +399,42 @@ def plot_sweep(
 
 
 def best_blend(rows: Sequence[Mapping]) -> Optional[Tuple[str, Mapping]]:
-    """The ``blend_*`` condition with the lowest mean valid WER (highest valid frame accuracy
-    for runs without WER): chosen on valid, never on test; with one of its runs (its blending
-    settings). None if there is no blend yet."""
+    """The ``blend_*`` condition with the lowest valid WER (highest valid frame accuracy for
+    runs without WER), chosen on valid, never on test, and on the same seeds for every
+    candidate: the seeds all of them ran (a sweep's seed), so that a one-seed sweep value is
+    never compared with a three-seed mean; with one of its runs (its blending settings). None
+    if there is no blend yet; ``ValueError`` if the candidates share no seed."""
     grouped = by_condition(rows)
     blends = [condition for condition in grouped if condition.startswith("blend")]
     if not blends:
         return None
+    common = set.intersection(*(set(grouped[condition]) for condition in blends))
+    if not common:
+        raise ValueError(f"The blend conditions {blends} share no seed to be compared on.")
 
     def score(condition: str) -> float:
-        runs = list(grouped[condition].values())
+        runs = [grouped[condition][seed] for seed in sorted(common)]
         if all("valid_WER" in run for run in runs):
             return statistics.mean(run["valid_WER"] for run in runs)
         return -statistics.mean(run["valid_frame_acc"] for run in runs)
 
     best = min(blends, key=score)
     return best, next(iter(grouped[best].values()))
+
+
+ROLES = ("blend", "cnn", "ensemble", "teacher")  # a condition is compared with those after it
+
+
+def role(condition: str) -> int:
+    """A remedy condition's role, its place in ``ROLES``, named by the word after ``remedy_``
+    (``remedy_blend_from_ensemble``: a blend; ``remedy_teacher_16ep``: a teacher), never by
+    where its name sorts."""
+    name = condition[len(REMEDY) :].split("_")[0]
+    if name not in ROLES:
+        raise ValueError(
+            f"Remedy condition {condition!r}: the word after '{REMEDY}' must be one of {ROLES}."
+        )
+    return ROLES.index(name)
 
 
 def mean_metrics(runs: Sequence[Mapping], metrics: Sequence[str]) -> Dict[str, float]:
@@ -457,11 +477,10 @@ def main(
     remedies = sorted(condition for condition in grouped if condition.startswith(REMEDY))
     pairs += [(condition, baseline) for condition in remedies for baseline in (CNN, TEACHER)]
     # a remedy blend must also beat the remedies' own baselines (e.g. a teacher, a CNN and their
-    # ensemble trained as long as it), and those are compared with each other: remedy_blend* <
-    # remedy_cnn* < remedy_ensemble* < remedy_teacher*, so "condition < baseline" takes each
-    # pair once (blend − CNN, CNN − teacher, ensemble − teacher, CNN − ensemble)
-    remedy_baselines = [condition for condition in remedies if "blend" not in condition]
-    pairs += [(c, b) for c in remedies for b in remedy_baselines if c < b]
+    # ensemble trained as long as it), and those are compared with each other by their roles:
+    # blend − CNN, blend − ensemble, CNN − teacher, ensemble − teacher, ...
+    remedy_baselines = [condition for condition in remedies if role(condition) > 0]
+    pairs += [(c, b) for c in remedies for b in remedy_baselines if role(c) < role(b)]
     small = [(SMALL_CNN, TEACHER), (SMALL_BLEND, TEACHER), (SMALL_BLEND, SMALL_CNN)]
     pairs += [pair for pair in small if all(condition in grouped for condition in pair)]
     if blend is not None:
