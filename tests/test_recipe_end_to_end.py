@@ -191,3 +191,26 @@ def test_frame_run_reports_words_and_transcribes_a_wav(trained_teacher, tmp_path
     assert decoder.acoustic_scale == summary["valid_acoustic_scale"]
     expected = " ".join(decoder.transcribe(log_posteriors.numpy()))
     assert asr.transcribe_file(wav) == expected and expected
+
+
+def test_blend_from_an_ensemble_teacher(trained_teacher, tmp_path):
+    """Issue 27, remedy (a): ``teacher_folder`` as a list blends from the average of the
+    models' posteriors. An ensemble of the teacher with itself is that teacher: the student
+    trains as from the teacher alone."""
+    root = trained_teacher.parent
+    summaries = {}
+    for name, teacher_folder in (
+        ("single", str(trained_teacher)),
+        ("ensemble", f"[{trained_teacher}, {trained_teacher}]"),
+    ):
+        overrides = tiny_overrides(root / "prepared", tmp_path / name)
+        overrides.update(number_of_epochs=1, teacher_folder=teacher_folder, teacher_mode="online")
+        result = run_recipe("train_blend.py", "cnn_blend.yaml", overrides)
+        assert result.returncode == 0, result.stderr[-3000:]
+        summaries[name] = json.loads((tmp_path / name / "summary.json").read_text())
+    single, ensemble = summaries["single"], summaries["ensemble"]
+    assert ensemble["teacher"] == f"{single['teacher']} + {single['teacher']}"
+    for key in ("loss", "soft_loss"):
+        assert ensemble["history"][0]["train"][key] == pytest.approx(
+            single["history"][0]["train"][key], rel=1e-4
+        )

@@ -10,12 +10,14 @@ no change. A teacher runs online (in each training step) or is dumped once to a 
 import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from hyperpyyaml import load_hyperpyyaml
+from torch import nn
 
 from blend_modules.data.frames import relative_lengths
+from blend_modules.models.ensemble import PosteriorAverage
 from blend_modules.training.blend_options import check_blend_options
 from blend_modules.training.checkpoints import CompleteCheckpointer, preserved_random_state
 from blend_modules.training.experiment import SUMMARY_FILE
@@ -112,10 +114,23 @@ def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Tea
     return teacher.eval()
 
 
-def load_blending_teacher(hparams: Dict) -> Tuple[Optional[Teacher], Dict]:
-    """The teacher a student blends with (``teacher_folder``), its blending options checked
-    first, and what the run's summary records of it; ``None`` for a hard-label student
-    (``hard_weight: 1.0``, whose YAML need not have teacher settings at all)."""
+class EnsembleTeacher(PosteriorAverage):
+    """Several trained models teaching as one: their posteriors averaged (model compression's
+    classic case, an ensemble distilled into one model), with what a teacher store records
+    of a teacher (the members' checkpoints, their shared features)."""
+
+    def __init__(self, members: Sequence[Teacher]):
+        super().__init__(members)
+        self.feature_settings = members[0].feature_settings
+        self.checkpoint = " + ".join(member.checkpoint for member in members)
+
+
+def load_blending_teacher(hparams: Dict) -> Tuple[Optional[nn.Module], Dict]:
+    """The teacher a student blends with (``teacher_folder``: one trained model's folder, or a
+    list of them: an :class:`EnsembleTeacher`), its blending options checked first, and what the
+    run's summary records of it; ``None`` for a hard-label student (``hard_weight: 1.0``, whose
+    YAML need not have teacher settings at all). An ensemble teacher in offline mode needs a
+    ``teacher_store`` of its own (the YAML's default lies in a single teacher's folder)."""
     summary = {"hard_weight": hparams["hard_weight"]}
     if hparams["hard_weight"] == 1.0:
         return None, summary
@@ -130,7 +145,12 @@ def load_blending_teacher(hparams: Dict) -> Tuple[Optional[Teacher], Dict]:
         hparams["soft_loss"],
         getattr(hparams["targets"], "blank_index", None),
     )
-    teacher = load_teacher(hparams["teacher_folder"], hparams["features"], hparams["targets"])
+    folders = hparams["teacher_folder"]
+    if isinstance(folders, (list, tuple)):
+        members = [load_teacher(f, hparams["features"], hparams["targets"]) for f in folders]
+        teacher = EnsembleTeacher(members).eval()
+    else:
+        teacher = load_teacher(folders, hparams["features"], hparams["targets"])
     summary.update(
         top_k=hparams["top_k"],
         temperature=hparams["temperature"],
