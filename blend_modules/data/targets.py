@@ -71,6 +71,11 @@ class FrameTargets:
         Maps a word list to the words scored, applied to references and hypotheses alike
         (e.g. the senone recipes' transcript rule,
         :func:`blend_modules.alignment.lexicon.normalize_words`); None scores them as written.
+    soft_only_unaligned : bool
+        Training utterances without alignment (e.g. speed-perturbed copies,
+        :mod:`blend_modules.data.perturbation`) are neither refused nor left out but trained on
+        with no hard target (every frame ``UNALIGNED``): only a teacher's soft term learns from
+        them.
     valid_wer_every_epoch : bool
         With a decoder, also decode valid after every epoch (at every acoustic scale of the
         grid, the best reported as ``WER``): learning curves in words, in the training log and
@@ -87,9 +92,11 @@ class FrameTargets:
         skip_unaligned: bool = False,
         decoder: WordDecoder = None,
         scoring_filter: Callable[[List[str]], List[str]] = None,
+        soft_only_unaligned: bool = False,
         valid_wer_every_epoch: bool = False,
     ):
         self.num_labels = num_labels
+        self.soft_only_unaligned = soft_only_unaligned
         self.valid_wer_every_epoch = valid_wer_every_epoch
         self.alignments = dict(alignments)
         self.frame_tolerance = frame_tolerance
@@ -124,13 +131,15 @@ class FrameTargets:
         alignments = read_alignments(path, self.num_labels)
         labels, adjusted, unaligned = {}, 0, 0
         scores_words = self.decoder is not None and split != "train"
+        # kept with no frame a target (-1): decoded and scored in words, or soft labels only
+        keeps_unaligned = scores_words or (split == "train" and self.soft_only_unaligned)
         for utt_id, samples in num_samples.items():
             if utt_id not in alignments:
-                if not self.skip_unaligned:
+                if not (self.skip_unaligned or keeps_unaligned):
                     raise ValueError(
                         f"{manifest}: utterance '{utt_id}' has no alignment in {path}."
                     )
-                if scores_words:  # decoded and scored in words; no frame is a target (-1)
+                if keeps_unaligned:
                     labels[utt_id] = np.full(num_frames(samples, hop), UNALIGNED, dtype=np.int64)
                 unaligned += 1
                 continue
@@ -143,8 +152,9 @@ class FrameTargets:
                 )
             adjusted += len(aligned) != expected
             labels[utt_id] = match_length(aligned, expected)
+        aligned = {utt_id: frames for utt_id, frames in labels.items() if frames[0] >= 0}
         if split == "train" and self.decoder is not None:
-            self.decoder.label_log_priors = log_priors(label_counts(labels, self.num_labels))
+            self.decoder.label_log_priors = log_priors(label_counts(aligned, self.num_labels))
         if unaligned or adjusted:
             logger.info(
                 "%s: %d of %d utterances without alignment in %s (%s), %d padded or trimmed "
@@ -153,11 +163,15 @@ class FrameTargets:
                 unaligned,
                 len(num_samples),
                 path,
-                "scored in words only" if scores_words else "left out",
+                "scored in words only"
+                if scores_words
+                else "soft labels only"
+                if keeps_unaligned
+                else "left out",
                 adjusted,
                 self.frame_tolerance,
             )
-        if len(labels) == (unaligned if scores_words else 0):  # not one utterance aligned
+        if not aligned:
             raise ValueError(f"{manifest}: no utterance has an alignment in {path}.")
 
         @takes("id")
