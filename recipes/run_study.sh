@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# The paper's study on a recipe (issue 13), resumable and sequential: a run whose summary.json
-# exists is skipped, a killed run resumes from its checkpoints when this command is run again.
+# The paper's study on a recipe (issues 13, 27), resumable and sequential: a run whose
+# summary.json exists is skipped, a killed run resumes from its checkpoints when this command
+# is run again.
 #   bash recipes/run_study.sh RECIPE frame NUM_LABELS [--key=value ...]
 #   bash recipes/run_study.sh RECIPE ctc [--key=value ...]
 # e.g. bash recipes/run_study.sh recipes/SpeechOcean762/Blend frame 620
-# Runs go to <recipe>/results/study[_ctc]/<condition>/<seed>/ (the recipe's prepared data is
-# shared with its demo), logs to results/study[_ctc]/logs/; the CSV, tables and plots to
-# docs/study/<corpus>[_ctc]/ (python -m blend_modules.analysis.study).
+# Runs go to <recipe>/$STUDY/<condition>/<seed>/ (default results/study[_ctc]; the prepared data,
+# $PREPARED, default results/prepared, is shared with the demo), logs to $STUDY/logs/; the CSV,
+# tables and plots to $DOCS (default docs/study/<corpus>[_ctc]; python -m
+# blend_modules.analysis.study). The overrides go to every run (e.g. the 2.9-hour corpus).
 # Frame targets: the headline (teacher, CNN, their posteriors averaged (the ensemble), blended
 # CNN at λ 0.5, k 10, T 1; SEEDS, each student learning from the teacher of its own seed), then
-# at seed 1986: λ ∈ {0, 0.25, 0.75}; a student of about a sixth of the teacher's FLOPs
-# (small_cnn, small_blend at the best λ); k ∈ {1, 3, 1% of the labels, 30, 100, all} at the best
-# λ; T ∈ {2, 4} at the best λ and k (best: on valid, python -m blend_modules.analysis.study best). Then
-# the remedies for a blend that does not beat the baselines (SEEDS): a stronger teacher
-# (16 epochs instead of 8) and longer student training (16 epochs), at λ 0.5, k 10, T 1, with
-# the 16-epoch teacher's and CNN's ensemble as the baseline to beat.
+# at the first seed: λ ∈ {0, 0.25, 0.75}, k ∈ {1, 3, 1% of the labels, 30, 100, all} at the
+# best λ, T ∈ {2, 4} at the best λ and k (best: on valid, compared on the seed every candidate
+# ran: python -m blend_modules.analysis.study best), and the chosen setting on every seed.
+# Then the REMEDIES (conditions remedy_* and small_*, never candidates for the best blend), in
+# the order given (default "small longer", the 37-minute study's):
+#   small      a student of about a sixth of the teacher's FLOPs (vgg_narrow), hard and blended
+#              at the best setting, first seed (small_cnn, small_blend)
+#   longer     a teacher, a CNN, their ensemble and a blended CNN trained twice as long, and the
+#              8-epoch student of that teacher, every seed
+#   ensemble   the CNN blended from the teacher's and the CNN's averaged posteriors, every seed
+#   perturbed  speed-perturbed copies (0.9, 1.1) of the training set: the CNN blended with the
+#              teacher's soft labels on them, and the hard-label control on their stretched
+#              alignments, every seed
+#   small_ensemble  the vgg_narrow student, hard and blended from the ensemble, every seed
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
 set -euo pipefail
@@ -26,10 +36,14 @@ corpus=$(basename "$(dirname "$(pwd)")")
 targets=$2
 shift 2
 case $targets in
-    frame) num_labels=$1; shift; study=results/study; suffix= ;;
-    ctc) study=results/study_ctc; suffix=_ctc ;;
+    frame) num_labels=$1; shift; suffix= ;;
+    ctc) suffix=_ctc ;;
     *) echo "targets must be frame or ctc, not '$targets'" >&2; exit 2 ;;
 esac
+study=${STUDY:-results/study$suffix}
+prepared=${PREPARED:-results/prepared}
+docs=${DOCS:-$repo/docs/study/$corpus$suffix}
+remedies=${REMEDIES:-"small longer"}
 mkdir -p "$study/logs"
 
 run() {  # run SCRIPT YAML CONDITION SEED [--key=value ...]
@@ -40,7 +54,7 @@ run() {  # run SCRIPT YAML CONDITION SEED [--key=value ...]
         return
     fi
     echo "$(date +%T) running $condition seed $seed (log: $study/logs/$condition.$seed.log)"
-    $python "$script" "hparams/$yaml" --results_folder="$study" --prepared_folder=results/prepared \
+    $python "$script" "hparams/$yaml" --results_folder="$study" --prepared_folder="$prepared" \
         --model_name="$condition" --seed="$seed" "$@" > "$study/logs/$condition.$seed.log" 2>&1
 }
 
@@ -78,39 +92,71 @@ for seed in $seeds; do
     fi
 done
 if [ "$targets" = frame ]; then
+    first=${seeds%% *}
+    best() { $python -m blend_modules.analysis.study best "$study"; }
     for weight in 0.0 0.25 0.75; do
-        frame_blend 1986 "$weight" 10 1.0 "$@"
+        frame_blend "$first" "$weight" 10 1.0 "$@"
     done
-    # a student of about a sixth of the teacher's FLOPs (hparams/models/vgg_narrow.yaml), on hard
-    # labels and blended at the best λ: does blending bring it to the teacher (issue 14)?
-    read -r weight k temperature < <($python -m blend_modules.analysis.study best "$study")
-    narrow=$($python -m blend_modules.data.hparams "$repo/hparams/models/vgg_narrow.yaml")
-    run train_blend.py cnn.yaml small_cnn 1986 --architecture="$narrow" "$@"
-    blend 1986 small_blend blstm --architecture="$narrow" --hard_weight="$weight" --top_k="$k" \
-        --temperature="$temperature" "$@"
-    # k, log-spaced from 1 to every label, at the best λ (small_* are not candidates, so still
-    # the one read above); one store of the teacher's top NUM_LABELS serves them all (the full
-    # distribution included)
+    # k, log-spaced from 1 to every label, at the best λ; one store of the teacher's top
+    # NUM_LABELS serves them all (the full distribution included)
+    read -r weight _ _ < <(best)
     ks=$(printf '%s\n' 1 3 $(( (num_labels + 99) / 100 )) 30 100 "$num_labels" | awk -v n="$num_labels" '$1 <= n' | sort -nu)
     for k in $ks; do
-        frame_blend 1986 "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
+        frame_blend "$first" "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
     done
-    # T at the best λ and k
-    read -r weight k _ < <($python -m blend_modules.analysis.study best "$study")
+    # T at the best λ and k, then the chosen setting on every seed
+    read -r weight k _ < <(best)
     for temperature in 2.0 4.0; do
-        frame_blend 1986 "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
+        frame_blend "$first" "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
     done
-    # remedies (conditions remedy_*, not candidates for the best blend), every seed: a teacher,
-    # a CNN, their ensemble and a blended CNN all trained twice as long, then the 8-epoch
-    # student of that teacher
+    read -r weight k temperature < <(best)
+    chosen=(--hard_weight="$weight" --top_k="$k" --temperature="$temperature")
+    store_k=$(( k > 64 ? num_labels : 64 ))  # the YAMLs' store keeps 64 labels per frame
     for seed in $seeds; do
-        run train_teacher.py blstm.yaml remedy_teacher_16ep "$seed" --number_of_epochs=16 "$@"
-        run train_blend.py cnn.yaml remedy_cnn_16ep "$seed" --number_of_epochs=16 "$@"
-        blend "$seed" remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
-        blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
-        ensemble "$seed" remedy_ensemble_16ep remedy_teacher_16ep remedy_cnn_16ep "$@"
+        frame_blend "$seed" "$weight" "$k" "$temperature" --teacher_store_top_k="$store_k" "$@"
+    done
+    narrow=$($python -m blend_modules.data.hparams "$repo/hparams/models/vgg_narrow.yaml")
+    for remedy in $remedies; do
+        case $remedy in
+            small)
+                run train_blend.py cnn.yaml small_cnn "$first" --architecture="$narrow" "$@"
+                blend "$first" small_blend blstm --architecture="$narrow" "${chosen[@]}" "$@" ;;
+            longer)
+                for seed in $seeds; do
+                    run train_teacher.py blstm.yaml remedy_teacher_16ep "$seed" --number_of_epochs=16 "$@"
+                    run train_blend.py cnn.yaml remedy_cnn_16ep "$seed" --number_of_epochs=16 "$@"
+                    blend "$seed" remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
+                    blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
+                    ensemble "$seed" remedy_ensemble_16ep remedy_teacher_16ep remedy_cnn_16ep "$@"
+                done ;;
+            ensemble)
+                for seed in $seeds; do
+                    run train_blend.py cnn_blend.yaml remedy_blend_from_ensemble "$seed" "${chosen[@]}" \
+                        --teacher_folder="[$study/blstm/$seed, $study/cnn/$seed]" \
+                        --teacher_store="$study/remedy_blend_from_ensemble/$seed/store" "$@"
+                done ;;
+            perturbed)
+                $python perturb.py hparams/cnn.yaml --prepared_folder="$prepared" "$@" > "$study/logs/perturb.log" 2>&1
+                copies=$prepared/speed_perturbed
+                for seed in $seeds; do
+                    run train_blend.py cnn.yaml remedy_cnn_perturbed "$seed" --train_csv="$copies/train.csv" \
+                        --train_alignments="$copies/stretched.ali" "$@"
+                    blend "$seed" remedy_blend_perturbed blstm "${chosen[@]}" --train_csv="$copies/train.csv" \
+                        --targets="{soft_only_unaligned: True}" \
+                        --teacher_store="$study/remedy_blend_perturbed/$seed/store" "$@"
+                done ;;
+            small_ensemble)
+                for seed in $seeds; do
+                    run train_blend.py cnn.yaml remedy_cnn_small "$seed" --architecture="$narrow" "$@"
+                    run train_blend.py cnn_blend.yaml remedy_blend_small_from_ensemble "$seed" \
+                        --architecture="$narrow" "${chosen[@]}" \
+                        --teacher_folder="[$study/blstm/$seed, $study/cnn/$seed]" \
+                        --teacher_store="$study/remedy_blend_from_ensemble/$seed/store" "$@"
+                done ;;
+            *) echo "unknown remedy '$remedy'" >&2; exit 2 ;;
+        esac
     done
 fi
-$python -m blend_modules.analysis.study "$study" "$repo/docs/study/$corpus$suffix" \
-    ${num_labels:+--num_labels="$num_labels"} --test_manifest=results/prepared/test.csv
-echo "Study outputs in docs/study/$corpus$suffix/"
+$python -m blend_modules.analysis.study "$study" "$docs" \
+    ${num_labels:+--num_labels="$num_labels"} --test_manifest="$prepared/test.csv"
+echo "Study outputs in $docs/"

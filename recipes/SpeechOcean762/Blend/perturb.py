@@ -10,7 +10,7 @@ labels the copies too):
         --targets="{soft_only_unaligned: True}" --teacher_store=<a new folder> --model_name=...
 and the control, hard labels on the same copies:
     python train_blend.py hparams/cnn.yaml --train_csv=<that train.csv> \
-        --corpus="{alignments: {train: <that stretched.ali>}}" --model_name=...
+        --train_alignments=<that stretched.ali> --model_name=...
 """
 
 import sys
@@ -28,7 +28,7 @@ if __name__ == "__main__":
     prepare_data(experiment)
     manifest, stretched = speed_perturb(
         hparams["train_csv"],
-        hparams["corpus"]["alignments"]["train"],
+        hparams["train_alignments"],
         hparams["num_labels"],
         FACTORS,
         Path(hparams["prepared_folder"]) / "speed_perturbed",

@@ -5,7 +5,7 @@ realigned targets:
     python realign.py hparams/cnn_blend.yaml [--key=value ...]  # teacher_folder: the aligner
 writes ``<prepared_folder>/realigned/<model>_<seed>/train.ali`` and ``realign.json``; then
     python train_teacher.py hparams/blstm.yaml --model_name=blstm_realigned \
-        --corpus="{alignments: {train: <that train.ali>}}" [--key=value ...]
+        --train_alignments=<that train.ali> [--key=value ...]
 Valid and test keep the forced aligner's alignments (frame accuracy stays comparable).
 """
 
