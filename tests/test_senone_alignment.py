@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -26,6 +27,7 @@ from blend_modules.alignment.aligner import (
 )
 from blend_modules.alignment.labels import CI_STATES, read_labels
 from blend_modules.alignment.lexicon import read_lexicon
+from blend_modules.alignment.teacher_alignment import realign_training_set
 from blend_modules.data.alignments import match_length, read_alignments, write_alignments
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.data.hparams import load_hparams_file
@@ -477,3 +479,42 @@ def test_recipe_yaml_shares_the_corpus_and_features(hparams_file):
     assert Path(hparams["prepared_folder"]).name == "prepared"
     assert hparams["test_breakdown"] == "age_group"
     assert hparams["num_labels"] == (100 if "ctc" in hparams_file else len(CI_STATES) + 500)
+
+
+class Replay(torch.nn.Module):
+    """A "model" certain of given label sequences, one utterance per call, in order."""
+
+    def __init__(self, label_sequences, num_labels):
+        super().__init__()
+        self.queue, self.num_labels = list(label_sequences), num_labels
+
+    def forward(self, features, lengths):
+        labels = torch.from_numpy(match_length(self.queue.pop(0), int(lengths[0])))
+        return 10.0 * torch.nn.functional.one_hot(labels, self.num_labels).float()[None]
+
+
+def test_realignment_by_a_model_certain_of_the_aligners_labels(corpus, prepared, tmp_path):
+    """realign.py's core: the training utterances through their transcript graphs, scored by a
+    model that replays the forced aligner's labels, come back with those labels (written as
+    Kaldi text, with statistics)."""
+    hparams = recipe_hparams(corpus, prepared)
+    train = dataio_prepare(hparams)["train"].filtered_sorted(select_n=6)
+    train.set_output_keys(["id", "sig", "words"])
+    num_labels = len(CI_STATES) + KEPT
+    aligned = read_alignments(prepared / "train.ali", num_labels)
+    teacher = Replay([aligned[item["id"]] for item in train], num_labels)
+    stats = realign_training_set(
+        teacher,
+        train,
+        hparams["features"],
+        prepared,
+        corpus / "resource" / "lexicon.txt",
+        tmp_path / "train.ali",
+        acoustic_scale=1.0,
+        batch_size=1,
+    )
+    assert stats["realigned"] == stats["utterances"] == 6 and stats["left_out"] == 0
+    assert stats["frames_changed"] == 0.0
+    realigned = read_alignments(tmp_path / "train.ali", num_labels)
+    for utt_id, labels in realigned.items():
+        assert np.array_equal(labels, match_length(aligned[utt_id], len(labels)))
