@@ -152,9 +152,9 @@ class FrameTargets:
                 )
             adjusted += len(aligned) != expected
             labels[utt_id] = match_length(aligned, expected)
-        aligned = {utt_id: frames for utt_id, frames in labels.items() if frames[0] >= 0}
+        with_targets = {utt: frames for utt, frames in labels.items() if frames[0] != UNALIGNED}
         if split == "train" and self.decoder is not None:
-            self.decoder.label_log_priors = log_priors(label_counts(aligned, self.num_labels))
+            self.decoder.label_log_priors = log_priors(label_counts(with_targets, self.num_labels))
         if unaligned or adjusted:
             logger.info(
                 "%s: %d of %d utterances without alignment in %s (%s), %d padded or trimmed "
@@ -163,15 +163,13 @@ class FrameTargets:
                 unaligned,
                 len(num_samples),
                 path,
-                "scored in words only"
-                if scores_words
-                else "soft labels only"
+                ("scored in words only" if scores_words else "soft labels only")
                 if keeps_unaligned
                 else "left out",
                 adjusted,
                 self.frame_tolerance,
             )
-        if not aligned:
+        if not with_targets:
             raise ValueError(f"{manifest}: no utterance has an alignment in {path}.")
 
         @takes("id")
