@@ -15,8 +15,9 @@ fast does it train the paper-scale pair? Under 8 minutes on one GPU:
    ``vgg_paper.yaml``; Switchboard-sized output layer, ``NUM_PDFS``): forward, frame
    cross-entropy, backward and an Adam step on random 5 s utterances, per batch size and
    precision, after warm-up steps.
-3. **The teacher store's dump frames/s**: the fp32 teacher of step 1 dumping its top-64 store
-   over the training set, on the device.
+3. **The teacher store's dump frames/s**: the fp32 teacher of step 1 dumping its store (FSDD
+   keeps all 31 labels) over the training set, on the device (benchmarks/teacher_store.py's
+   ``dump_speed``).
 
 Writes one JSON and prints a table. Results: docs/PERFORMANCE.md.
 """
@@ -125,37 +126,24 @@ def training_speed(
 
 
 def store_dump_speed(teacher_folder: Path, device: str, splits) -> float:
-    """Frames/s of dumping a trained FSDD teacher's top-64 store over its training set."""
+    """Frames/s of dumping a trained FSDD teacher's store over its training set (batches of
+    16), with benchmarks/teacher_store.py's measurement."""
     sys.path.insert(0, str(RECIPE))  # the recipe's prepare module, as its scripts have it
-    from blend_modules.data.datasets import dataio_prepare
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from teacher_store import dump_speed
+
     from blend_modules.data.hparams import load_hparams_file
-    from blend_modules.training.teacher import load_teacher
-    from blend_modules.training.teacher_store import dump_teacher_store, store_metadata
 
     hparams = load_hparams_file(
         RECIPE / "hparams" / "cnn_blend.yaml",
         {
             "corpus": {"utterances_per_split": splits},
             "prepared_folder": str(teacher_folder.parents[2] / "prepared"),
-            "results_folder": str(teacher_folder.parents[1]),
+            "teacher_folder": str(teacher_folder),
         },
     )
-    train = dataio_prepare(hparams)["train"]
-    teacher = load_teacher(teacher_folder, hparams["features"], hparams["targets"]).to(device)
-    outputs = hparams["targets"].outputs()
-    metadata = store_metadata(teacher, min(64, outputs["num_labels"]), outputs)
     with tempfile.TemporaryDirectory() as store:
-        start = time.perf_counter()
-        dumped = dump_teacher_store(
-            teacher,
-            hparams["features"]["compute_features"].to(device),
-            train,
-            store,
-            metadata,
-            device=device,
-            batch_size=16,
-        )
-        return dumped["frames"] / (time.perf_counter() - start)
+        return dump_speed(hparams, None, 16, Path(store), device)["frames_per_s"]
 
 
 def main() -> None:

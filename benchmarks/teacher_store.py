@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.training.experiment import load_hparams
@@ -30,20 +31,24 @@ from blend_modules.training.teacher import load_teacher
 from blend_modules.training.teacher_store import dump_teacher_store, store_metadata
 
 
-def dump_speed(hparams, utterances: int, batch_size: int, folder: Path) -> dict:
+def dump_speed(
+    hparams, utterances: Optional[int], batch_size: int, folder: Path, device: str = "cpu"
+) -> dict:
     """Frames/s of dumping the teacher's store over the first ``utterances`` training
-    utterances in batches of ``batch_size``, and the store's bytes per frame."""
+    utterances (None: all) in batches of ``batch_size`` on ``device``, and the store's bytes
+    per frame (also used by benchmarks/gpu_check.py)."""
     targets = hparams["targets"]
-    teacher = load_teacher(hparams["teacher_folder"], hparams["features"], targets)
+    teacher = load_teacher(hparams["teacher_folder"], hparams["features"], targets).to(device)
     train = dataio_prepare(hparams)["train"].filtered_sorted(select_n=utterances)
     store_top_k = min(hparams["teacher_store_top_k"], targets.outputs()["num_labels"])
     start = time.perf_counter()
     metadata = dump_teacher_store(
         teacher,
-        hparams["features"]["compute_features"],
+        hparams["features"]["compute_features"].to(device),
         train,
         folder,
         store_metadata(teacher, store_top_k, targets.outputs()),
+        device=device,
         batch_size=batch_size,
     )
     seconds = time.perf_counter() - start

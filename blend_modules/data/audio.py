@@ -108,12 +108,19 @@ def readable_audio(path: PathLike, cache_folder: PathLike, sph2pipe: str = "sph2
             f"{path}: {decoder} decoded {samples.shape} samples x channels, the header says "
             f"{expected}."
         )
-    partial = cached.with_suffix(".partial.flac")
-    sf.write(str(partial), samples, sample_rate, subtype="PCM_16")
-    os.replace(partial, cached)
+    write_flac(cached, samples, sample_rate)
     decoded_wav.unlink()
     logger.info("Decoded %s to %s", path, cached)
     return cached
+
+
+def write_flac(path: PathLike, samples, sample_rate: int) -> None:
+    """16-bit FLAC written under a temporary name (``<name>.partial.flac``) and renamed: a
+    killed process leaves the whole file or none, never half of one for a rerun to trust."""
+    path = Path(path)
+    partial = path.with_name(f"{path.stem}.partial.flac")
+    sf.write(str(partial), samples, sample_rate, subtype="PCM_16")
+    os.replace(partial, path)
 
 
 def read_segment(

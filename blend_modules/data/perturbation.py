@@ -11,7 +11,6 @@ not the extra audio's.
 
 import csv
 import logging
-import os
 from pathlib import Path
 from typing import Sequence, Tuple
 
@@ -20,7 +19,7 @@ import soundfile as sf
 import torchaudio
 
 from blend_modules.data.alignments import match_length, read_alignments, write_alignments
-from blend_modules.data.audio import read_segment
+from blend_modules.data.audio import read_segment, write_flac
 from blend_modules.data.frames import num_frames
 from blend_modules.data.manifests import audio_path, check_manifest
 from blend_modules.data.prepare_once import finish_preparation, is_prepared, start_preparation
@@ -65,7 +64,8 @@ def speed_perturb(
     if is_prepared(output_folder, options):
         return paths
     start_preparation(output_folder)
-    rows = list(csv.DictReader(open(manifest, newline="")))
+    with open(manifest, newline="") as csv_file:
+        rows = list(csv.DictReader(csv_file))
     if not rows:
         raise ValueError(f"{manifest}: no utterances to perturb.")
     sample_rate = sf.info(str(audio_path(rows[0]["wav"], manifest))).samplerate
@@ -87,9 +87,7 @@ def speed_perturb(
                 faster = torchaudio.functional.resample(
                     samples, round(sample_rate * factor), sample_rate
                 )
-                partial = target.with_name(f"{target.stem}.partial.flac")
-                sf.write(partial, faster.numpy(), sample_rate, subtype="PCM_16")
-                os.replace(partial, target)
+                write_flac(target, faster.numpy(), sample_rate)
             copy_frames = sf.info(str(target)).frames
             rows_out.append(
                 {

@@ -15,7 +15,6 @@ returns at once.
 
 import csv
 import logging
-import os
 from pathlib import Path
 from typing import Dict, List
 
@@ -24,7 +23,7 @@ import torchaudio
 
 from blend_modules.alignment.aligner import SAMPLE_RATE as ALIGNER_RATE
 from blend_modules.alignment.senone_targets import prepare_senone_targets
-from blend_modules.data.audio import read_segment
+from blend_modules.data.audio import read_segment, write_flac
 from blend_modules.data.prepare_once import (
     finish_preparation,
     folder_fingerprint,
@@ -176,9 +175,8 @@ def write_manifest(path: Path, rows: List[Dict]) -> None:
 
 
 def downsampled(rows: List[Dict], save_folder: Path, sample_rate: int) -> List[Dict]:
-    """Rows whose audio is a ``sample_rate`` copy in ``save_folder/wav8k`` (16-bit FLAC). Each
-    copy is written under a temporary name and renamed, so a copy that exists is whole (a
-    killed run leaves none half-written for a rerun to trust)."""
+    """Rows whose audio is a ``sample_rate`` copy in ``save_folder/wav8k`` (16-bit FLAC, written
+    atomically: a copy that exists is whole)."""
     folder = save_folder / f"wav{sample_rate // 1000}k"
     folder.mkdir(exist_ok=True)
     copies = []
@@ -187,8 +185,6 @@ def downsampled(rows: List[Dict], save_folder: Path, sample_rate: int) -> List[D
         if not target.is_file():
             samples = read_segment(row["wav"])
             resampled = torchaudio.functional.resample(samples, ALIGNER_RATE, sample_rate)
-            partial = target.with_name(f"{target.stem}.partial.flac")
-            sf.write(partial, resampled.numpy(), sample_rate, subtype="PCM_16")
-            os.replace(partial, target)
+            write_flac(target, resampled.numpy(), sample_rate)
         copies.append({**row, "wav": f"$data_root/{folder.name}/{target.name}"})
     return copies
