@@ -77,14 +77,15 @@ def throughput(
     return frames / (time.perf_counter() - start)
 
 
-def switchboard_miniature(folder: Path) -> Path:
-    """The tests' miniature Switchboard, prepared; returns its training manifest."""
+def switchboard_miniature(folder: Path, conversation_seconds: float) -> Path:
+    """The tests' miniature Switchboard (4 conversations of ``conversation_seconds``),
+    prepared; returns its training manifest."""
     sys.path.insert(0, str(REPO / "tests"))
     sys.path.insert(0, str(REPO / "recipes" / "Switchboard" / "Blend"))
     from switchboard_prepare import prepare_switchboard
     from switchboard_tree import make_switchboard_tree
 
-    paths = make_switchboard_tree(folder / "ldc")
+    paths = make_switchboard_tree(folder / "ldc", conversation_seconds=conversation_seconds)
     paths = {key: str(path) for key, path in paths.items()}
     # 4 conversations: the tests' 5 dev segments, not s5c's 4000
     prepare_switchboard(**paths, save_folder=str(folder / "prep"), dev_utterances=5)
@@ -95,6 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--manifest", type=Path)
     parser.add_argument("--switchboard_miniature", action="store_true")
+    parser.add_argument(
+        "--conversation_seconds",
+        type=float,
+        default=300.0,
+        help="length of the miniature's conversations (Switchboard's last about 5 minutes)",
+    )
     parser.add_argument("--sample_rate", type=int, default=8000)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--batch_size", type=int, default=16)
@@ -107,7 +114,7 @@ def main() -> None:
         SHARED_HPARAMS / "features" / "fbank.yaml", {"sample_rate": args.sample_rate}
     )
     with tempfile.TemporaryDirectory() as folder:
-        manifest = args.manifest or switchboard_miniature(Path(folder))
+        manifest = args.manifest or switchboard_miniature(Path(folder), args.conversation_seconds)
         dataset = audio_dataset(manifest, args.sample_rate)
         results = {"manifest": str(args.manifest or "switchboard miniature"), "rows": []}
         for workers in args.workers:

@@ -92,10 +92,12 @@ def conversation_audio(
     return (np.stack(channels, axis=1) * 32767).astype(np.int16)
 
 
-def generated_side(rng: np.random.Generator) -> List[Tuple[str, str, str]]:
+def generated_side(
+    rng: np.random.Generator, seconds: float = CONVERSATION_SECONDS
+) -> List[Tuple[str, str, str]]:
     """Segments of 1.2-1.6 s covering a side, with words from a small vocabulary."""
     segments, start = [("0.000000", "0.500000", "[silence]")], 0.5
-    while start + 1.6 < CONVERSATION_SECONDS:
+    while start + 1.6 < seconds:
         stop = start + rng.uniform(1.2, 1.6)
         words = " ".join(rng.choice(WORDS, size=rng.integers(2, 6)))
         segments.append((f"{start:.6f}", f"{stop:.6f}", words))
@@ -115,8 +117,11 @@ def write_transcript(folder: Path, conversation: str, side: str, segments) -> Pa
     return path
 
 
-def make_switchboard_tree(root: Path, seed: int = 0) -> Dict[str, Path]:
-    """Write the miniature corpus below ``root``; returns the recipe's data paths."""
+def make_switchboard_tree(
+    root: Path, seed: int = 0, conversation_seconds: float = CONVERSATION_SECONDS
+) -> Dict[str, Path]:
+    """Write the miniature corpus below ``root``; returns the recipe's data paths. Real
+    conversations last about 5 minutes (``conversation_seconds=300`` for benchmarks)."""
     rng = np.random.default_rng(seed)
     paths = {
         "data_folder": root / "LDC97S62",
@@ -127,14 +132,18 @@ def make_switchboard_tree(root: Path, seed: int = 0) -> Dict[str, Path]:
     for disc, (conversation, coding) in enumerate(
         [("2001", "pcm"), ("2005", "ulaw"), ("2010", "pcm"), ("2023", "ulaw")], start=1
     ):
-        audio = conversation_audio(rng)
+        audio = conversation_audio(rng, conversation_seconds)
         write_sphere(
             paths["data_folder"] / f"swb1_d{disc}" / "data" / f"sw0{conversation}.sph",
             audio,
             coding,
         )
         for side in "AB":
-            segments = SW2001A if conversation + side == "2001A" else generated_side(rng)
+            segments = (
+                SW2001A
+                if conversation + side == "2001A"
+                else generated_side(rng, conversation_seconds)
+            )
             write_transcript(paths["transcripts_folder"], conversation, side, segments)
 
     english = paths["eval2000_folder"] / "hub5e_00" / "english"

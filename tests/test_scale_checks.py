@@ -32,7 +32,8 @@ def test_gpu_check_runs_on_cpu_at_tiny_sizes(tmp_path):
 def test_data_pipeline_benchmark_reads_sphere_segments(tmp_path):
     output = tmp_path / "data_pipeline.json"
     command = [sys.executable, "benchmarks/data_pipeline.py", "--switchboard_miniature"]
-    command += ["--workers", "0", "1", "--epochs", "1", "--output", str(output)]
+    command += ["--conversation_seconds", "12", "--workers", "0", "1", "--epochs", "1"]
+    command += ["--output", str(output)]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(output.read_text())["rows"]
