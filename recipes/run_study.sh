@@ -14,6 +14,8 @@
 # at the first seed: λ ∈ {0, 0.25, 0.75}, k ∈ {1, 3, 1% of the labels, 30, 100, all} at the
 # best λ, T ∈ {2, 4} at the best λ and k (best: on valid, compared on the seed every candidate
 # ran: python -m blend_modules.analysis.study best), and the chosen setting on every seed.
+# TOP_KS and TEMPERATURES replace those k and T lists (e.g. TOP_KS="1 7 620" TEMPERATURES=2.0
+# where the CPU-hours are short).
 # Then the REMEDIES (conditions remedy_* and small_*, never candidates for the best blend), in
 # the order given (default "small longer", the 37-minute study's):
 #   small      a student of about a sixth of the teacher's FLOPs (vgg_narrow), hard and blended
@@ -27,6 +29,7 @@
 #   small_ensemble  the vgg_narrow student, hard and blended from the ensemble, every seed
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
+{  # the whole script is read before it runs: editing it cannot derail a study in progress
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
@@ -100,13 +103,13 @@ if [ "$targets" = frame ]; then
     # k, log-spaced from 1 to every label, at the best λ; one store of the teacher's top
     # NUM_LABELS serves them all (the full distribution included)
     read -r weight _ _ < <(best)
-    ks=$(printf '%s\n' 1 3 $(( (num_labels + 99) / 100 )) 30 100 "$num_labels" | awk -v n="$num_labels" '$1 <= n' | sort -nu)
+    ks=${TOP_KS:-$(printf '%s\n' 1 3 $(( (num_labels + 99) / 100 )) 30 100 "$num_labels" | awk -v n="$num_labels" '$1 <= n' | sort -nu)}
     for k in $ks; do
         frame_blend "$first" "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
     done
     # T at the best λ and k, then the chosen setting on every seed
     read -r weight k _ < <(best)
-    for temperature in 2.0 4.0; do
+    for temperature in ${TEMPERATURES:-2.0 4.0}; do
         frame_blend "$first" "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
     done
     read -r weight k temperature < <(best)
@@ -160,3 +163,5 @@ fi
 $python -m blend_modules.analysis.study "$study" "$docs" \
     ${num_labels:+--num_labels="$num_labels"} --test_manifest="$prepared/test.csv"
 echo "Study outputs in $docs/"
+exit
+}

@@ -20,19 +20,25 @@ def recipe_overrides(*argv):
     return overrides
 
 
-def test_model_override_builds_the_other_yaml_model():
-    """The recipe (vgg_small.yaml) with the override printed for vgg_narrow.yaml builds exactly
-    vgg_narrow.yaml's model, for the recipe's features and labels."""
+@pytest.mark.parametrize(
+    "recipe_yaml, model_yaml",
+    [("cnn.yaml", "vgg_narrow.yaml"), ("blstm.yaml", "blstm_large.yaml")],
+)
+def test_model_override_builds_the_other_yaml_model(recipe_yaml, model_yaml):
+    """The FSDD recipe (vgg_small.yaml, blstm_small.yaml) with the override printed for another
+    shared YAML builds exactly that YAML's model, for the recipe's features and labels: the
+    CNN's arguments sit in its model, the BLSTM's in the YAML's own keys."""
+    path = REPO / "hparams" / "models" / model_yaml
     printed = subprocess.run(
-        [sys.executable, "-m", "blend_modules.data.hparams", str(NARROW)],
+        [sys.executable, "-m", "blend_modules.data.hparams", str(path)],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
     hparams = load_hparams_file(
-        RECIPE / "hparams" / "cnn.yaml", recipe_overrides(f"--architecture={printed}")
+        RECIPE / "hparams" / recipe_yaml, recipe_overrides(f"--architecture={printed}")
     )
-    with open(NARROW) as yaml_file:
+    with open(path) as yaml_file:
         expected = load_hyperpyyaml(yaml_file, {"num_features": 40, "num_labels": 31})["model"]
     model = hparams["model"]
     assert hparams["architecture"]["model"] is model

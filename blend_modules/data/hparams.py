@@ -110,17 +110,24 @@ def _tag(node) -> str:
 def model_override(model_yaml: Union[str, Path]) -> str:
     """The ``--architecture`` override that makes a recipe whose ``architecture`` includes a
     shared model YAML build the model of ``model_yaml`` instead (a model of the same class):
-    ``{model: {...}}`` with ``model_yaml``'s arguments but the recipe's features and labels.
+    ``{key: value, ..., model: {...}}`` with ``model_yaml``'s plain keys and arguments but the
+    recipe's features and labels.
 
         python train_blend.py hparams/cnn.yaml --architecture="$(python -m blend_modules.data.hparams
             ../../../hparams/models/vgg_narrow.yaml)"
     """
     yaml = ruamel.yaml.YAML()
-    model = yaml.load(Path(model_yaml).read_text(encoding="utf-8"))["model"]
-    arguments = {key: value for key, value in model.items() if not _tag(value)}
+    document = yaml.load(Path(model_yaml).read_text(encoding="utf-8"))
+    # the YAML's own plain keys (e.g. a BLSTM's hidden_size, which its model refers to), then
+    # the model's plain arguments (e.g. a CNN's channels); placeholders and objects stay the
+    # recipe's
+    override = {key: value for key, value in document.items() if key != "model" and not _tag(value)}
+    arguments = {key: value for key, value in document["model"].items() if not _tag(value)}
+    if arguments:
+        override["model"] = arguments
     stream = io.StringIO()
     yaml.default_flow_style, yaml.width = True, 4096  # one line, for a command line
-    yaml.dump({"model": arguments}, stream)
+    yaml.dump(override, stream)
     return stream.getvalue().strip()
 
 
