@@ -25,7 +25,8 @@
 #   ensemble   the CNN blended from the teacher's and the CNN's averaged posteriors, every seed
 #   perturbed  speed-perturbed copies (0.9, 1.1) of the training set: the CNN blended with the
 #              teacher's soft labels on them, and the hard-label control on their stretched
-#              alignments, every seed
+#              alignments, every seed; an epoch is 3 of the others' (PERTURBED_EPOCHS=4 against
+#              12 gives them as many updates)
 #   small_ensemble  the vgg_narrow student, hard and blended from the ensemble, every seed
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
@@ -141,12 +142,19 @@ if [ "$targets" = frame ]; then
             perturbed)
                 $python perturb.py hparams/cnn.yaml --prepared_folder="$prepared" "$@" > "$study/logs/perturb.log" 2>&1
                 copies=$prepared/speed_perturbed
+                perturbed_args=("$@")  # PERTURBED_EPOCHS replaces the others' epochs
+                if [ -n "${PERTURBED_EPOCHS:-}" ]; then
+                    perturbed_args=(--number_of_epochs="$PERTURBED_EPOCHS")
+                    for arg in "$@"; do
+                        [[ $arg == --number_of_epochs=* ]] || perturbed_args+=("$arg")
+                    done
+                fi
                 for seed in $seeds; do
                     run train_blend.py cnn.yaml remedy_cnn_perturbed "$seed" --train_csv="$copies/train.csv" \
-                        --train_alignments="$copies/stretched.ali" "$@"
+                        --train_alignments="$copies/stretched.ali" "${perturbed_args[@]}"
                     blend "$seed" remedy_blend_perturbed blstm "${chosen[@]}" --train_csv="$copies/train.csv" \
                         --targets="{soft_only_unaligned: True}" \
-                        --teacher_store="$study/remedy_blend_perturbed/$seed/store" "$@"
+                        --teacher_store="$study/remedy_blend_perturbed/$seed/store" "${perturbed_args[@]}"
                 done ;;
             small_ensemble)
                 for seed in $seeds; do
