@@ -3,7 +3,7 @@ run."""
 
 import json
 
-from blend_modules.analysis.curves import best_epochs, main
+from blend_modules.analysis.curves import best_epochs, main, run_labels
 from blend_modules.analysis.report import results_table
 
 
@@ -67,3 +67,15 @@ def test_learning_curves_from_the_history(tmp_path, capsys):
     assert "best epoch {'frame_acc': 3, 'WER': 2}, learning rate lowered at [3]" in (
         capsys.readouterr().out
     )
+
+
+def test_learning_curves_keep_two_runs_of_one_model_and_seed(tmp_path):
+    """The same model and seed in two results folders (e.g. 8 and 16 kHz) are two lines, not
+    one overwritten by the other."""
+    runs = [tmp_path / "2.9h" / "blstm" / "1986", tmp_path / "2.9h_16k" / "blstm" / "1986"]
+    runs.append(tmp_path / "2.9h" / "cnn" / "1986")
+    assert run_labels(runs) == [
+        "2.9h/blstm (seed 1986)",
+        "2.9h_16k/blstm (seed 1986)",
+        "cnn (seed 1986)",
+    ]

@@ -83,11 +83,21 @@ def plot_curves(histories: Mapping[str, Sequence[Dict]], output: Path) -> None:
     plt.close(figure)
 
 
+def run_labels(run_folders: Sequence[Path]) -> List[str]:
+    """``model (seed N)`` for each run folder; ``results/model (seed N)`` where two runs share a
+    model name and seed (e.g. the same model in two results folders)."""
+    short = [f"{Path(f).parent.name} (seed {Path(f).name})" for f in run_folders]
+    return [
+        label if short.count(label) == 1 else f"{Path(f).parent.parent.name}/{label}"
+        for f, label in zip(run_folders, short)
+    ]
+
+
 def main(output: Path, run_folders: Sequence[Path]) -> None:
     histories = {}
-    for folder in run_folders:
+    for folder, label in zip(run_folders, run_labels(run_folders)):
         history = read_history(folder)
-        histories[f"{Path(folder).parent.name} (seed {Path(folder).name})"] = history
+        histories[label] = history
         print(
             f"{folder}: best epoch {best_epochs(history)}, "
             f"learning rate lowered at {annealed_epochs(history)}"
