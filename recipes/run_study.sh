@@ -30,6 +30,9 @@
 #   small_ensemble  the vgg_narrow student, hard and blended from the ensemble, every seed
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
+# JOBS=2 runs two at a time where nothing orders them (e.g. two cores, OMP_NUM_THREADS=1 each):
+# the first teacher alone, then the teachers and CNNs, then ensembles and blends, each sweep,
+# each remedy; the order of the results does not change them.
 {  # the whole script is read before it runs: editing it cannot derail a study in progress
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -83,59 +86,102 @@ frame_blend() {  # frame_blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value .
         --hard_weight="$weight" --top_k="$k" --temperature="$temperature" "$@"
 }
 
+jobs_max=${JOBS:-1}
+pids=()
+spawn() {  # spawn COMMAND...: run it beside the others, at most JOBS at once (JOBS=1: now)
+    if [ "$jobs_max" -le 1 ]; then
+        "$@"
+        return
+    fi
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do sleep 1; done
+    "$@" &
+    pids+=($!)
+}
+barrier() {  # wait for every spawned run; stop the study if one failed
+    local pid failed=0
+    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+    pids=()
+    if [ "$failed" = 1 ]; then
+        echo "a run failed: its log is in $study/logs/" >&2
+        exit 1
+    fi
+}
+
+# The first teacher runs alone: it prepares the data and builds the decoding graph the others
+# share. Runs that would write the same teacher store never run at once.
+first=${seeds%% *}
+run train_teacher.py "blstm$suffix.yaml" blstm "$first" "$@"
 for seed in $seeds; do
-    run train_teacher.py "blstm$suffix.yaml" blstm "$seed" "$@"
-    run train_blend.py "cnn$suffix.yaml" cnn "$seed" "$@"
-    ensemble "$seed" ensemble blstm cnn "$@"
+    spawn run train_teacher.py "blstm$suffix.yaml" blstm "$seed" "$@"
+    spawn run train_blend.py "cnn$suffix.yaml" cnn "$seed" "$@"
+done
+barrier
+ctc_blends() {  # ctc_blends SEED [--key=value ...]: one after another (one teacher store)
+    local seed=$1 soft_loss
+    shift
+    for soft_loss in frames nonblank_frames ctc_best_path; do
+        blend "$seed" "blend_$soft_loss" blstm --soft_loss="$soft_loss" "$@"
+    done
+}
+for seed in $seeds; do
+    spawn ensemble "$seed" ensemble blstm cnn "$@"
     if [ "$targets" = ctc ]; then
-        for soft_loss in frames nonblank_frames ctc_best_path; do
-            blend "$seed" "blend_$soft_loss" blstm --soft_loss="$soft_loss" "$@"
-        done
+        spawn ctc_blends "$seed" "$@"
     else
-        frame_blend "$seed" 0.5 10 1.0 "$@"
+        spawn frame_blend "$seed" 0.5 10 1.0 "$@"
     fi
 done
+barrier
 if [ "$targets" = frame ]; then
-    first=${seeds%% *}
     best() { $python -m blend_modules.analysis.study best "$study"; }
     for weight in 0.0 0.25 0.75; do
-        frame_blend "$first" "$weight" 10 1.0 "$@"
+        spawn frame_blend "$first" "$weight" 10 1.0 "$@"
     done
+    barrier
     # k, log-spaced from 1 to every label, at the best λ; one store of the teacher's top
-    # NUM_LABELS serves them all (the full distribution included)
+    # NUM_LABELS serves them all (the full distribution included): the first run writes it
     read -r weight _ _ < <(best)
     ks=${TOP_KS:-$(printf '%s\n' 1 3 $(( (num_labels + 99) / 100 )) 30 100 "$num_labels" | awk -v n="$num_labels" '$1 <= n' | sort -nu)}
     for k in $ks; do
-        frame_blend "$first" "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
+        spawn frame_blend "$first" "$weight" "$k" 1.0 --teacher_store_top_k="$num_labels" "$@"
+        [ "$k" != "${ks%%[[:space:]]*}" ] || barrier
     done
+    barrier
     # T at the best λ and k, then the chosen setting on every seed
     read -r weight k _ < <(best)
     for temperature in ${TEMPERATURES:-2.0 4.0}; do
-        frame_blend "$first" "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
+        spawn frame_blend "$first" "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
     done
+    barrier
     read -r weight k temperature < <(best)
     chosen=(--hard_weight="$weight" --top_k="$k" --temperature="$temperature")
     store_k=$(( k > 64 ? num_labels : 64 ))  # the YAMLs' store keeps 64 labels per frame
     for seed in $seeds; do
-        frame_blend "$seed" "$weight" "$k" "$temperature" --teacher_store_top_k="$store_k" "$@"
+        spawn frame_blend "$seed" "$weight" "$k" "$temperature" --teacher_store_top_k="$store_k" "$@"
     done
+    barrier
     narrow=$($python -m blend_modules.data.hparams "$repo/hparams/models/vgg_narrow.yaml")
+    longer() {  # longer SEED [--key=value ...]: the 16-epoch teacher first, its students after
+        local seed=$1
+        shift
+        run train_teacher.py blstm.yaml remedy_teacher_16ep "$seed" --number_of_epochs=16 "$@"
+        run train_blend.py cnn.yaml remedy_cnn_16ep "$seed" --number_of_epochs=16 "$@"
+        blend "$seed" remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
+        blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
+        ensemble "$seed" remedy_ensemble_16ep remedy_teacher_16ep remedy_cnn_16ep "$@"
+    }
     for remedy in $remedies; do
         case $remedy in
             small)
-                run train_blend.py cnn.yaml small_cnn "$first" --architecture="$narrow" "$@"
-                blend "$first" small_blend blstm --architecture="$narrow" "${chosen[@]}" "$@" ;;
+                spawn run train_blend.py cnn.yaml small_cnn "$first" --architecture="$narrow" "$@"
+                spawn blend "$first" small_blend blstm --architecture="$narrow" "${chosen[@]}" "$@" ;;
             longer)
                 for seed in $seeds; do
-                    run train_teacher.py blstm.yaml remedy_teacher_16ep "$seed" --number_of_epochs=16 "$@"
-                    run train_blend.py cnn.yaml remedy_cnn_16ep "$seed" --number_of_epochs=16 "$@"
-                    blend "$seed" remedy_blend_16ep_teacher_16ep remedy_teacher_16ep --number_of_epochs=16 "$@"
-                    blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
-                    ensemble "$seed" remedy_ensemble_16ep remedy_teacher_16ep remedy_cnn_16ep "$@"
+                    spawn longer "$seed" "$@"
                 done ;;
             ensemble)
                 for seed in $seeds; do
-                    run train_blend.py cnn_blend.yaml remedy_blend_from_ensemble "$seed" "${chosen[@]}" \
+                    spawn run train_blend.py cnn_blend.yaml remedy_blend_from_ensemble "$seed" "${chosen[@]}" \
                         --teacher_folder="[$study/blstm/$seed, $study/cnn/$seed]" \
                         --teacher_store="$study/remedy_blend_from_ensemble/$seed/store" "$@"
                 done ;;
@@ -150,22 +196,23 @@ if [ "$targets" = frame ]; then
                     done
                 fi
                 for seed in $seeds; do
-                    run train_blend.py cnn.yaml remedy_cnn_perturbed "$seed" --train_csv="$copies/train.csv" \
+                    spawn run train_blend.py cnn.yaml remedy_cnn_perturbed "$seed" --train_csv="$copies/train.csv" \
                         --train_alignments="$copies/stretched.ali" "${perturbed_args[@]}"
-                    blend "$seed" remedy_blend_perturbed blstm "${chosen[@]}" --train_csv="$copies/train.csv" \
+                    spawn blend "$seed" remedy_blend_perturbed blstm "${chosen[@]}" --train_csv="$copies/train.csv" \
                         --targets="{soft_only_unaligned: True}" \
                         --teacher_store="$study/remedy_blend_perturbed/$seed/store" "${perturbed_args[@]}"
                 done ;;
             small_ensemble)
                 for seed in $seeds; do
-                    run train_blend.py cnn.yaml remedy_cnn_small "$seed" --architecture="$narrow" "$@"
-                    run train_blend.py cnn_blend.yaml remedy_blend_small_from_ensemble "$seed" \
+                    spawn run train_blend.py cnn.yaml remedy_cnn_small "$seed" --architecture="$narrow" "$@"
+                    spawn run train_blend.py cnn_blend.yaml remedy_blend_small_from_ensemble "$seed" \
                         --architecture="$narrow" "${chosen[@]}" \
                         --teacher_folder="[$study/blstm/$seed, $study/cnn/$seed]" \
                         --teacher_store="$study/remedy_blend_from_ensemble/$seed/store" "$@"
                 done ;;
             *) echo "unknown remedy '$remedy'" >&2; exit 2 ;;
         esac
+        barrier
     done
 fi
 $python -m blend_modules.analysis.study "$study" "$docs" \
