@@ -22,9 +22,7 @@ table and writes the JSON. Run it on an idle machine.
 """
 
 import copy
-import json
 import time
-from pathlib import Path
 from typing import Callable, Dict, Tuple
 
 import torch
@@ -32,12 +30,11 @@ from student_speed import (
     BATCH,
     NUM_FEATURES,
     PAIRS,
-    arguments,
     build,
     flops_per_frame,
     frames_per_second,
     padded_batches,
-    sgemm_gflops,
+    run_students,
     spread,
     utterance_frames,
 )
@@ -145,15 +142,10 @@ def table(results: Dict) -> str:
     return "\n".join(lines)
 
 
-def main():
-    args = arguments(__doc__.split("\n\n")[0], "benchmarks/results/cnn_speedups.json")
-    results = {"threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops(), "pairs": {}}
-    for pair in args.pairs:
-        results["pairs"][pair] = benchmark_student(pair, args.rounds, args.utterances)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2))
-    print(table(results))
-
-
 if __name__ == "__main__":
-    main()
+    run_students(
+        __doc__.split("\n\n")[0],
+        "benchmarks/results/cnn_speedups.json",
+        benchmark_student,
+        table,
+    )

@@ -24,10 +24,8 @@ graph) is reported as failed, with its error. Run it on an idle machine.
 """
 
 import copy
-import json
 import random
 import time
-from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import torch
@@ -35,10 +33,9 @@ from student_speed import (
     BATCH,
     NUM_FEATURES,
     PAIRS,
-    arguments,
     build,
     flops_per_frame,
-    sgemm_gflops,
+    run_students,
     spread,
     utterance_frames,
 )
@@ -203,15 +200,10 @@ def table(results: Dict) -> str:
     return "\n".join(lines)
 
 
-def main():
-    args = arguments(__doc__.split("\n\n")[0], "benchmarks/results/cnn_training_speedups.json")
-    results = {"threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops(), "pairs": {}}
-    for pair in args.pairs:
-        results["pairs"][pair] = benchmark_student(pair, args.rounds, args.utterances)
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2))
-    print(table(results))
-
-
 if __name__ == "__main__":
-    main()
+    run_students(
+        __doc__.split("\n\n")[0],
+        "benchmarks/results/cnn_training_speedups.json",
+        benchmark_student,
+        table,
+    )

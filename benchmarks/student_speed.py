@@ -326,6 +326,20 @@ def arguments(description: str, default_json: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def run_students(
+    description: str, default_json: str, measure: Callable[[str, int, int], Dict], table
+) -> None:
+    """The main of a benchmark of each pair's student: ``measure(pair, rounds, utterances)``
+    per pair, the JSON written and ``table(results)`` printed."""
+    args = arguments(description, default_json)
+    results = {"threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops(), "pairs": {}}
+    for pair in args.pairs:
+        results["pairs"][pair] = measure(pair, args.rounds, args.utterances)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
 def main():
     args = arguments(__doc__.split("\n\n")[0], "benchmarks/results/student_speed.json")
     results = {"threads": torch.get_num_threads(), "sgemm_gflops": sgemm_gflops(), "pairs": {}}
