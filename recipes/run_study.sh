@@ -28,6 +28,8 @@
 #              alignments, every seed; an epoch is 3 of the others' (PERTURBED_EPOCHS=4 against
 #              12 gives them as many updates)
 #   small_ensemble  the vgg_narrow student, hard and blended from the ensemble, every seed
+#   larger     a larger teacher (blstm_large, 3 layers against 2) and the CNN blended from it,
+#              every seed
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
 # JOBS=2 runs two at a time where nothing orders them (e.g. two cores, OMP_NUM_THREADS=1 each):
@@ -170,6 +172,13 @@ if [ "$targets" = frame ]; then
         blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
         ensemble "$seed" remedy_ensemble_16ep remedy_teacher_16ep remedy_cnn_16ep "$@"
     }
+    large=$($python -m blend_modules.data.hparams "$repo/hparams/models/blstm_large.yaml")
+    larger() {  # larger SEED [--key=value ...]: the larger teacher first, its student after
+        local seed=$1
+        shift
+        run train_teacher.py "blstm.yaml" remedy_teacher_large "$seed" --architecture="$large" "$@"
+        blend "$seed" remedy_blend_large_teacher remedy_teacher_large "${chosen[@]}" "$@"
+    }
     for remedy in $remedies; do
         case $remedy in
             small)
@@ -209,6 +218,10 @@ if [ "$targets" = frame ]; then
                         --architecture="$narrow" "${chosen[@]}" \
                         --teacher_folder="[$study/blstm/$seed, $study/cnn/$seed]" \
                         --teacher_store="$study/remedy_blend_from_ensemble/$seed/store" "$@"
+                done ;;
+            larger)
+                for seed in $seeds; do
+                    spawn larger "$seed" "$@"
                 done ;;
             *) echo "unknown remedy '$remedy'" >&2; exit 2 ;;
         esac

@@ -57,7 +57,7 @@ def study(tmp_path, jobs: int, **environment):
         DOCS=str(tmp_path / "docs"),
         TOP_KS="1 7 620",
         TEMPERATURES="2.0",
-        REMEDIES="ensemble small_ensemble",
+        REMEDIES="ensemble small_ensemble larger",
         **environment,
     )
     result = subprocess.run(
@@ -85,8 +85,8 @@ def test_every_run_once_and_in_order(tmp_path, jobs):
     result, runs = study(tmp_path, jobs)
     assert result.returncode == 0, result.stderr
     names = [(run["condition"], run["seed"]) for run in runs]
-    # headline, λ, k, T (the chosen setting is the headline's), two remedies
-    assert len(names) == len(set(names)) == 3 * 4 + 3 + 3 + 1 + 3 + 3 * 2
+    # headline, λ, k, T (the chosen setting is the headline's), three remedies
+    assert len(names) == len(set(names)) == 3 * 4 + 3 + 3 + 1 + 3 + 3 * 2 + 3 * 2
     # at most JOBS at once, and JOBS reached
     events = sorted([(run["start"], 1) for run in runs] + [(run["end"], -1) for run in runs])
     running = [sum(change for _, change in events[: i + 1]) for i in range(len(events))]

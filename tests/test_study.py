@@ -14,6 +14,7 @@ from blend_modules.analysis.study import (
     best_blend,
     best_settings,
     bootstrap_difference,
+    family,
     main,
     read_csv,
     role,
@@ -53,6 +54,12 @@ CONDITIONS = {
     "remedy_teacher_16ep": ({}, {1: (25.0, 27.0)}),
     "remedy_cnn_16ep": ({"hard_weight": 1.0}, {1: (26.0, 24.0)}),
     "remedy_ensemble_16ep": ({}, {1: (22.0, 23.0)}),
+    # another family: a blend and its hard-label control on the same perturbed copies
+    "remedy_blend_perturbed": (
+        {"hard_weight": 0.5, "top_k": 10, "temperature": 1.0},
+        {1: (27.0, 26.0)},
+    ),
+    "remedy_cnn_perturbed": ({"hard_weight": 1.0}, {1: (28.0, 29.0)}),
 }
 
 
@@ -116,6 +123,12 @@ def test_study_outputs(study):
     assert "remedy_teacher_16ep − remedy_cnn_16ep" not in tables
     assert "| remedy_blend_teacher_16ep − remedy_ensemble_16ep | test WER | 1 | -2.00 |" in tables
     assert "| remedy_ensemble_16ep − remedy_teacher_16ep | test WER | 1 | -4.00 |" in tables
+    # a remedy blend faces the headline's ensemble, and only the remedies of its own family
+    assert "| remedy_blend_teacher_16ep − ensemble | test WER | 1 | -10.00 |" in tables
+    assert "| remedy_blend_perturbed − remedy_cnn_perturbed | test WER | 1 | -3.00 |" in tables
+    assert "remedy_blend_perturbed − remedy_cnn_16ep" not in tables
+    assert "remedy_blend_teacher_16ep − remedy_cnn_perturbed" not in tables
+    assert "remedy_cnn_perturbed − remedy_teacher_16ep" not in tables
     # every speaker at the same rates: the interval is the difference itself
     assert "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 | [+9.00, +9.00] |" in tables
     assert "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] |" in tables
@@ -234,6 +247,8 @@ def test_remedies_are_paired_by_role_not_by_name():
     the role word after "remedy_" now decides."""
     assert [role(c) for c in ("remedy_blend_from_ensemble", "remedy_cnn_16ep")] == [0, 1]
     assert role("remedy_ensemble_16ep") < role("remedy_teacher_16ep")
+    assert family("remedy_blend_teacher_16ep") & family("remedy_cnn_16ep") == {"16ep"}
+    assert not family("remedy_blend_from_ensemble") & family("remedy_cnn_small")
     with pytest.raises(ValueError, match="the word after 'remedy_' must be one of"):
         role("remedy_bigger_teacher")
 
