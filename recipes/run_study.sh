@@ -34,7 +34,9 @@
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
 # JOBS=2 runs two at a time where nothing orders them (e.g. two cores, OMP_NUM_THREADS=1 each):
 # the first teacher alone, then the teachers and CNNs, then ensembles and blends, each sweep,
-# each remedy; the order of the results does not change them.
+# each remedy; a slot a stage leaves free (e.g. a sweep's single run) goes to the remedies'
+# runs that need no chosen setting (their hard-label CNNs, the larger teachers). The order of
+# the runs does not change their results.
 {  # the whole script is read before it runs: editing it cannot derail a study in progress
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,6 +55,7 @@ study=${STUDY:-results/study$suffix}
 prepared=${PREPARED:-results/prepared}
 docs=${DOCS:-$repo/docs/study/$corpus$suffix}
 remedies=${REMEDIES:-"small longer"}
+overrides=("$@")
 mkdir -p "$study/logs"
 
 run() {  # run SCRIPT YAML CONDITION SEED [--key=value ...]
@@ -90,6 +93,8 @@ frame_blend() {  # frame_blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value .
 
 jobs_max=${JOBS:-1}
 pids=()
+fillers=()  # "FUNCTION SEED": runs that wait for no other stage, for the slots stages leave
+filler_pids=()
 spawn() {  # spawn COMMAND...: run it beside the others, at most JOBS at once (JOBS=1: now)
     if [ "$jobs_max" -le 1 ]; then
         "$@"
@@ -99,20 +104,79 @@ spawn() {  # spawn COMMAND...: run it beside the others, at most JOBS at once (J
     "$@" &
     pids+=($!)
 }
-barrier() {  # wait for every spawned run; stop the study if one failed
+running() {  # running PID...: whether one of them still runs
+    local pid
+    for pid in "$@"; do
+        if kill -0 "$pid" 2>/dev/null; then return 0; fi
+    done
+    return 1
+}
+collect() {  # collect PID...: wait for them; stop the study if one failed
     local pid failed=0
-    for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
-    pids=()
+    for pid in "$@"; do wait "$pid" || failed=1; done
     if [ "$failed" = 1 ]; then
         echo "a run failed: its log is in $study/logs/" >&2
+        wait  # a filler in progress ends (it resumes the next time otherwise)
         exit 1
     fi
+}
+drop_fillers() {  # drop_fillers FUNCTION: those fillers will run in their own stage
+    local filler kept=()
+    for filler in "${fillers[@]}"; do
+        [[ $filler == "$1 "* ]] || kept+=("$filler")
+    done
+    fillers=("${kept[@]}")
+}
+barrier() {  # wait for the stage's runs, giving a slot they leave free to the next filler
+    local filler
+    while running "${pids[@]}"; do
+        if [ "$(jobs -rp | wc -l)" -lt "$jobs_max" ] && [ ${#fillers[@]} -gt 0 ]; then
+            filler=${fillers[0]}
+            fillers=("${fillers[@]:1}")
+            $filler &  # word-split: the function and its seed
+            filler_pids+=($!)
+        fi
+        sleep 1
+    done
+    collect "${pids[@]}"
+    pids=()
 }
 
 # The first teacher runs alone: it prepares the data and builds the decoding graph the others
 # share. Runs that would write the same teacher store never run at once.
 first=${seeds%% *}
 run train_teacher.py "blstm$suffix.yaml" blstm "$first" "$@"
+if [ "$targets" = frame ]; then  # the remedies' runs that wait for no chosen setting: fillers
+    narrow=$($python -m blend_modules.data.hparams "$repo/hparams/models/vgg_narrow.yaml")
+    large=$($python -m blend_modules.data.hparams "$repo/hparams/models/blstm_large.yaml")
+    copies=$prepared/speed_perturbed
+    perturbed_args=("$@")  # PERTURBED_EPOCHS replaces the others' epochs
+    if [ -n "${PERTURBED_EPOCHS:-}" ]; then
+        perturbed_args=(--number_of_epochs="$PERTURBED_EPOCHS")
+        for arg in "$@"; do
+            [[ $arg == --number_of_epochs=* ]] || perturbed_args+=("$arg")
+        done
+    fi
+    cnn_perturbed() {  # cnn_perturbed SEED: remedy (b)'s control, hard labels on the copies
+        run train_blend.py cnn.yaml remedy_cnn_perturbed "$1" --train_csv="$copies/train.csv" \
+            --train_alignments="$copies/stretched.ali" "${perturbed_args[@]}"
+    }
+    cnn_small() {  # cnn_small SEED: the small student on hard labels
+        run train_blend.py cnn.yaml remedy_cnn_small "$1" --architecture="$narrow" "${overrides[@]}"
+    }
+    teacher_large() {  # teacher_large SEED: the larger teacher
+        run train_teacher.py blstm.yaml remedy_teacher_large "$1" --architecture="$large" "${overrides[@]}"
+    }
+    for remedy in $remedies; do
+        case $remedy in
+            perturbed)
+                $python perturb.py hparams/cnn.yaml --prepared_folder="$prepared" "$@" > "$study/logs/perturb.log" 2>&1
+                for seed in $seeds; do fillers+=("cnn_perturbed $seed"); done ;;
+            small_ensemble) for seed in $seeds; do fillers+=("cnn_small $seed"); done ;;
+            larger) for seed in $seeds; do fillers+=("teacher_large $seed"); done ;;
+        esac
+    done
+fi
 for seed in $seeds; do
     spawn run train_teacher.py "blstm$suffix.yaml" blstm "$seed" "$@"
     spawn run train_blend.py "cnn$suffix.yaml" cnn "$seed" "$@"
@@ -162,7 +226,6 @@ if [ "$targets" = frame ]; then
         spawn frame_blend "$seed" "$weight" "$k" "$temperature" --teacher_store_top_k="$store_k" "$@"
     done
     barrier
-    narrow=$($python -m blend_modules.data.hparams "$repo/hparams/models/vgg_narrow.yaml")
     longer() {  # longer SEED [--key=value ...]: the 16-epoch teacher first, its students after
         local seed=$1
         shift
@@ -172,14 +235,21 @@ if [ "$targets" = frame ]; then
         blend "$seed" remedy_blend_teacher_16ep remedy_teacher_16ep "$@"
         ensemble "$seed" remedy_ensemble_16ep remedy_teacher_16ep remedy_cnn_16ep "$@"
     }
-    large=$($python -m blend_modules.data.hparams "$repo/hparams/models/blstm_large.yaml")
     larger() {  # larger SEED [--key=value ...]: the larger teacher first, its student after
         local seed=$1
         shift
-        run train_teacher.py "blstm.yaml" remedy_teacher_large "$seed" --architecture="$large" "$@"
+        teacher_large "$seed"
         blend "$seed" remedy_blend_large_teacher remedy_teacher_large "${chosen[@]}" "$@"
     }
     for remedy in $remedies; do
+        # the fillers that started end first, and the remedy runs its own that did not start
+        collect "${filler_pids[@]}"
+        filler_pids=()
+        case $remedy in
+            perturbed) drop_fillers cnn_perturbed ;;
+            small_ensemble) drop_fillers cnn_small ;;
+            larger) drop_fillers teacher_large ;;
+        esac
         case $remedy in
             small)
                 spawn run train_blend.py cnn.yaml small_cnn "$first" --architecture="$narrow" "$@"
@@ -195,25 +265,15 @@ if [ "$targets" = frame ]; then
                         --teacher_store="$study/remedy_blend_from_ensemble/$seed/store" "$@"
                 done ;;
             perturbed)
-                $python perturb.py hparams/cnn.yaml --prepared_folder="$prepared" "$@" > "$study/logs/perturb.log" 2>&1
-                copies=$prepared/speed_perturbed
-                perturbed_args=("$@")  # PERTURBED_EPOCHS replaces the others' epochs
-                if [ -n "${PERTURBED_EPOCHS:-}" ]; then
-                    perturbed_args=(--number_of_epochs="$PERTURBED_EPOCHS")
-                    for arg in "$@"; do
-                        [[ $arg == --number_of_epochs=* ]] || perturbed_args+=("$arg")
-                    done
-                fi
                 for seed in $seeds; do
-                    spawn run train_blend.py cnn.yaml remedy_cnn_perturbed "$seed" --train_csv="$copies/train.csv" \
-                        --train_alignments="$copies/stretched.ali" "${perturbed_args[@]}"
+                    spawn cnn_perturbed "$seed"
                     spawn blend "$seed" remedy_blend_perturbed blstm "${chosen[@]}" --train_csv="$copies/train.csv" \
                         --targets="{soft_only_unaligned: True}" \
                         --teacher_store="$study/remedy_blend_perturbed/$seed/store" "${perturbed_args[@]}"
                 done ;;
             small_ensemble)
                 for seed in $seeds; do
-                    spawn run train_blend.py cnn.yaml remedy_cnn_small "$seed" --architecture="$narrow" "$@"
+                    spawn cnn_small "$seed"
                     spawn run train_blend.py cnn_blend.yaml remedy_blend_small_from_ensemble "$seed" \
                         --architecture="$narrow" "${chosen[@]}" \
                         --teacher_folder="[$study/blstm/$seed, $study/cnn/$seed]" \

@@ -1,5 +1,6 @@
 """recipes/run_study.sh's order, with a stand-in for Python that records each run instead of
-training: every run of the study happens once; with JOBS=2 two run at once, a student never
+training: every run of the study happens once; with JOBS=2 two run at once (the remedies'
+runs that wait for no chosen setting in the slots the stages leave), a student never
 starts before its teacher (or an ensemble before its members) has finished, and the first run
 that writes a teacher store finishes before another run of that store starts; a failed run
 stops the study."""
@@ -57,7 +58,7 @@ def study(tmp_path, jobs: int, **environment):
         DOCS=str(tmp_path / "docs"),
         TOP_KS="1 7 620",
         TEMPERATURES="2.0",
-        REMEDIES="ensemble small_ensemble larger",
+        REMEDIES="ensemble perturbed small_ensemble larger",
         **environment,
     )
     result = subprocess.run(
@@ -85,12 +86,20 @@ def test_every_run_once_and_in_order(tmp_path, jobs):
     result, runs = study(tmp_path, jobs)
     assert result.returncode == 0, result.stderr
     names = [(run["condition"], run["seed"]) for run in runs]
-    # headline, λ, k, T (the chosen setting is the headline's), three remedies
-    assert len(names) == len(set(names)) == 3 * 4 + 3 + 3 + 1 + 3 + 3 * 2 + 3 * 2
+    # headline, λ, k, T (the chosen setting is the headline's), four remedies
+    assert len(names) == len(set(names)) == 3 * 4 + 3 + 3 + 1 + 3 + 3 * 2 * 3
     # at most JOBS at once, and JOBS reached
     events = sorted([(run["start"], 1) for run in runs] + [(run["end"], -1) for run in runs])
     running = [sum(change for _, change in events[: i + 1]) for i in range(len(events))]
     assert max(running) == jobs
+    # with two slots the remedies' runs that need no chosen setting fill the slots the stages
+    # leave free (a sweep's odd run) before the remedies begin; with one they wait their turn
+    fillers = ("remedy_cnn_perturbed", "remedy_cnn_small", "remedy_teacher_large")
+    first_filler = min(run["start"] for run in runs if run["condition"] in fillers)
+    remedies_begin = min(
+        run["start"] for run in runs if run["condition"] == "remedy_blend_from_ensemble"
+    )
+    assert (first_filler < remedies_begin) == (jobs == 2)
     ended = {(run["condition"], run["seed"]): run["end"] for run in runs}
     by_folder = {f"results/study/{c}/{s}": end for (c, s), end in ended.items()}
     for run in runs:
@@ -114,4 +123,5 @@ def test_a_failed_run_stops_the_study(tmp_path):
     result, runs = study(tmp_path, 2, FAIL_CONDITION="cnn")
     assert result.returncode == 1
     assert "a run failed: its log is in results/study/logs/" in result.stderr
-    assert {run["condition"] for run in runs} == {"blstm"}  # nothing that comes after the CNNs
+    # nothing that comes after the CNNs; a filler that took a free slot beside them ends
+    assert {run["condition"] for run in runs} - {"remedy_cnn_perturbed"} == {"blstm"}
