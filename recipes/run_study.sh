@@ -29,7 +29,7 @@
 #              12 gives them as many updates)
 #   small_ensemble  the vgg_narrow student, hard and blended from the ensemble, every seed
 #   larger     a larger teacher (blstm_large, 3 layers against 2) and the CNN blended from it,
-#              every seed
+#              first seed
 # CTC targets: teacher, CNN, ensemble and three blended CNNs at the YAML's λ, k, T (SEEDS), one
 # per soft term: frames (the paper's), nonblank_frames and ctc_best_path.
 # JOBS=2 runs two at a time where nothing orders them (e.g. two cores, OMP_NUM_THREADS=1 each):
@@ -173,7 +173,7 @@ if [ "$targets" = frame ]; then  # the remedies' runs that wait for no chosen se
                 $python perturb.py hparams/cnn.yaml --prepared_folder="$prepared" "$@" > "$study/logs/perturb.log" 2>&1
                 for seed in $seeds; do fillers+=("cnn_perturbed $seed"); done ;;
             small_ensemble) for seed in $seeds; do fillers+=("cnn_small $seed"); done ;;
-            larger) for seed in $seeds; do fillers+=("teacher_large $seed"); done ;;
+            larger) fillers+=("teacher_large $first") ;;
         esac
     done
 fi
@@ -279,10 +279,7 @@ if [ "$targets" = frame ]; then
                         --teacher_folder="[$study/blstm/$seed, $study/cnn/$seed]" \
                         --teacher_store="$study/remedy_blend_from_ensemble/$seed/store" "$@"
                 done ;;
-            larger)
-                for seed in $seeds; do
-                    spawn larger "$seed" "$@"
-                done ;;
+            larger) spawn larger "$first" "$@" ;;
             *) echo "unknown remedy '$remedy'" >&2; exit 2 ;;
         esac
         barrier

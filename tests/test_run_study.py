@@ -86,8 +86,8 @@ def test_every_run_once_and_in_order(tmp_path, jobs):
     result, runs = study(tmp_path, jobs)
     assert result.returncode == 0, result.stderr
     names = [(run["condition"], run["seed"]) for run in runs]
-    # headline, λ, k, T (the chosen setting is the headline's), four remedies
-    assert len(names) == len(set(names)) == 3 * 4 + 3 + 3 + 1 + 3 + 3 * 2 * 3
+    # headline, λ, k, T (the chosen setting is the headline's), four remedies (one at one seed)
+    assert len(names) == len(set(names)) == 3 * 4 + 3 + 3 + 1 + 3 + 3 * 2 * 2 + 2
     # at most JOBS at once, and JOBS reached
     events = sorted([(run["start"], 1) for run in runs] + [(run["end"], -1) for run in runs])
     running = [sum(change for _, change in events[: i + 1]) for i in range(len(events))]
