@@ -74,7 +74,8 @@ def study(tmp_path):
                 "model": condition,
                 "seed": seed,
                 "parameters": 1000,
-                "train_time_s": 10.0,
+                "train_time_s": 3600.0,
+                "test_time_s": 360.0,
                 "valid_WER": valid,
                 "test_WER": test,
                 "valid_frame_acc": 1 - valid / 200,
@@ -82,6 +83,8 @@ def study(tmp_path):
                 "history": history,
                 **settings,
             }
+            if "ensemble" in condition:  # its members' training time, not its own
+                summary.update(members=["blstm", "cnn"], train_time_s=7200.0)
             (folder / "summary.json").write_text(json.dumps(summary))
             # every utterance at the run's test rates: 2 · WER / 8 errors of 25 words
             with open(folder / "utterances_test.csv", "w") as scores:
@@ -133,6 +136,8 @@ def test_study_outputs(study):
     assert "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 | [+9.00, +9.00] |" in tables
     assert "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] |" in tables
     assert "Bootstrap over the 4 test speakers" in tables
+    # 19 runs: 16 trained (1.1 h each) and 3 ensembles that only decode (0.1 h each)
+    assert "Finished runs: 19, 17.9 hours of training and test time" in tables
     for name in ("sweep_hard_weight", "sweep_top_k", "sweep_temperature", "learning_curves"):
         assert open(written[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 

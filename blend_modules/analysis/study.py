@@ -86,6 +86,8 @@ def collect(study_folder) -> List[Dict]:
         summary = json.loads(path.read_text())
         row = {"condition": path.parent.parent.name}
         row.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+        if "members" in summary:  # an ensemble: its train time is its members'
+            row["members"] = len(summary["members"])
         rows.append(row)
     if not rows:
         raise FileNotFoundError(f"No <condition>/<seed>/summary.json under {study_folder}.")
@@ -153,6 +155,19 @@ def spread_table(rows: Sequence[Mapping], metrics: Sequence[str] = HEADLINE_METR
             cells.append(mean_sd_text(values, number) if values else "")
         lines.append(f"| {condition} | {len(runs)} | {' | '.join(cells)} |")
     return "\n".join(lines)
+
+
+def compute_text(rows: Sequence[Mapping]) -> str:
+    """The finished runs' compute (a study's budget): training and test time summed over runs,
+    an ensemble's test only (its members' training is counted with them)."""
+    seconds = sum(
+        row.get("test_time_s", 0) + (0 if "members" in row else row.get("train_time_s", 0))
+        for row in rows
+    )
+    return (
+        f"Finished runs: {len(rows)}, {seconds / 3600:.1f} hours of training and test time"
+        " (an ensemble counts its test only: its members' training is counted with them)."
+    )
 
 
 def mean_sd_text(values: Sequence[float], number: str) -> str:
@@ -480,7 +495,11 @@ def main(
             "## Test by group (mean ± sd over seeds)",
             spread_table(rows, group_metrics(rows)),
         ]
-    sections += ["## Cost (mean ± sd over seeds)", spread_table(rows, COST_METRICS)]
+    sections += [
+        "## Cost (mean ± sd over seeds)",
+        spread_table(rows, COST_METRICS),
+        compute_text(rows),
+    ]
     pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
     remedies = sorted(condition for condition in grouped if condition.startswith(REMEDY))
     pairs += [(condition, baseline) for condition in remedies for baseline in (CNN, TEACHER)]
