@@ -14,7 +14,7 @@
 # at the first seed: λ ∈ {0, 0.25, 0.75}, k ∈ {1, 3, 1% of the labels, 30, 100, all} at the
 # best λ, T ∈ {2, 4} at the best λ and k (best: on valid, compared on the seed every candidate
 # ran: python -m blend_modules.analysis.study best), and the chosen setting on every seed.
-# TOP_KS and TEMPERATURES replace those k and T lists (e.g. TOP_KS="1 7 620" TEMPERATURES=2.0
+# TOP_KS and TEMPERATURES replace those k and T lists (e.g. TOP_KS="1 6 620" TEMPERATURES=2.0
 # where the CPU-hours are short).
 # Then the REMEDIES (conditions remedy_* and small_*, never candidates for the best blend), in
 # the order given (default "small longer", the 37-minute study's):
