@@ -41,6 +41,11 @@ CONDITIONS = {
     ),
     "blend_l0.5_k3_T1": ({"hard_weight": 0.5, "top_k": 3, "temperature": 1.0}, {1: (36.0, 25.0)}),
     "blend_l0.5_k10_T2": ({"hard_weight": 0.5, "top_k": 10, "temperature": 2.0}, {1: (37.0, 26.0)}),
+    # the teacher's whole distribution (k = every one of the 620 labels): claim 3's baseline
+    "blend_l0.5_k620_T1": (
+        {"hard_weight": 0.5, "top_k": 620, "temperature": 1.0},
+        {1: (33.0, 27.0)},
+    ),
     # a smaller student, on hard labels and blended: compared with the teacher and each other,
     # not candidates for the best blend
     "small_cnn": ({"hard_weight": 1.0}, {1: (40.0, 44.0)}),
@@ -132,12 +137,21 @@ def test_study_outputs(study):
     assert "remedy_blend_perturbed − remedy_cnn_16ep" not in tables
     assert "remedy_blend_teacher_16ep − remedy_cnn_perturbed" not in tables
     assert "remedy_cnn_perturbed − remedy_teacher_16ep" not in tables
+    # claim 3: each top-k blend against the whole distribution at its λ and T, k ascending
+    assert "| blend_l0.5_k3_T1 − blend_l0.5_k620_T1 | test WER | 1 | -2.00 | 1: -2.00 |" in tables
+    assert "| blend_l0.5_k10_T1 − blend_l0.5_k620_T1 | test WER | 1 | +13.00 |" in tables
+    assert tables.index("k3_T1 − blend_l0.5_k620") < tables.index("k10_T1 − blend_l0.5_k620")
+    assert "blend_l0.5_k10_T2 − blend_l0.5_k620_T1" not in tables  # another T
+    assert (
+        "| blend_l0.5_k3_T1 − blend_l0.5_k620_T1 | test WER | 1 | -2.00 | [-2.00, -2.00] |"
+        in tables
+    )
     # every speaker at the same rates: the interval is the difference itself
     assert "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 | [+9.00, +9.00] |" in tables
     assert "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] |" in tables
     assert "Bootstrap over the 4 test speakers" in tables
-    # 19 runs: 16 trained (1.1 h each) and 3 ensembles that only decode (0.1 h each)
-    assert "Finished runs: 19, 17.9 hours of training and test time" in tables
+    # 20 runs: 17 trained (1.1 h each) and 3 ensembles that only decode (0.1 h each)
+    assert "Finished runs: 20, 19.0 hours of training and test time" in tables
     for name in ("sweep_hard_weight", "sweep_top_k", "sweep_temperature", "learning_curves"):
         assert open(written[name], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -149,7 +163,12 @@ def test_ctc_study_outputs(study):
         for epoch in summary["history"]:
             epoch["valid"] = {"WER": 100 - 10 * epoch["epoch"], "CER": 50.0}
         path.write_text(json.dumps(summary))
-    for condition in ("blend_l0.25_k10_T1", "blend_l0.5_k3_T1", "blend_l0.5_k10_T2"):
+    for condition in (
+        "blend_l0.25_k10_T1",
+        "blend_l0.5_k3_T1",
+        "blend_l0.5_k10_T2",
+        "blend_l0.5_k620_T1",
+    ):
         shutil.rmtree(study / "study" / condition)  # the blends differ in their soft term only
     written = main(study / "study", study / "out", test_manifest=study / "test.csv")
     assert open(written["learning_curves"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
@@ -171,7 +190,7 @@ def test_sweep_points_hold_the_other_settings():
     assert [
         p[0]
         for p in sweep_points(rows, "top_k", {"hard_weight": 0.5, "temperature": 1.0}, "test_WER")
-    ] == [3, 10]
+    ] == [3, 10, 620]
 
 
 def test_each_sweep_is_drawn_at_the_settings_it_was_run_at():

@@ -413,6 +413,23 @@ def plot_sweep(
     plt.close(figure)
 
 
+def top_k_pairs(rows: Sequence[Mapping], num_labels: int) -> List[Tuple[str, str]]:
+    """(blend at k, blend at every label) for each ``blend*`` condition with k below
+    ``num_labels`` whose λ and T a blend on the teacher's whole distribution shares: the
+    paper's claim 3, that k under 1% of the labels does as well as all of them."""
+    settings = {
+        row["condition"]: tuple(row[k] for k in SWEEPS)
+        for row in rows
+        if row["condition"].startswith("blend") and all(k in row for k in SWEEPS)
+    }
+    full = {(weight, t): c for c, (weight, k, t) in settings.items() if k == num_labels}
+    return [
+        (condition, full[(weight, t)])
+        for condition, (weight, k, t) in sorted(settings.items(), key=lambda item: item[1][1])
+        if k < num_labels and (weight, t) in full
+    ]
+
+
 def best_blend(rows: Sequence[Mapping]) -> Optional[Tuple[str, Mapping]]:
     """The ``blend_*`` condition with the lowest valid WER (highest valid frame accuracy for
     runs without WER), chosen on valid, never on test, and on the same seeds for every
@@ -478,10 +495,12 @@ def main(
     ensemble too, and with the remedies of their family (:func:`family`) that are not blends,
     e.g. a longer-trained teacher, CNN and ensemble) and
     ``small_cnn`` / ``small_blend`` (a smaller student on hard labels and blended, paired with
-    the teacher and with each other); the best blend is chosen on valid (:func:`best_blend`), and
-    the sweeps are drawn through it, with the teacher, the CNN, the ensemble and (k) the full
-    distribution as reference lines. With the ``test_manifest`` (its ``spk_id``), the paired
-    differences also get a bootstrap over test speakers. Returns the written files by role."""
+    the teacher and with each other); with ``num_labels``, each top-k blend is paired with the
+    blend on the whole distribution at its λ and T (:func:`top_k_pairs`). The best blend is
+    chosen on valid (:func:`best_blend`), and the sweeps are drawn through it, with the
+    teacher, the CNN, the ensemble and (k) the full distribution as reference lines. With the
+    ``test_manifest`` (its ``spk_id``), the paired differences also get a bootstrap over test
+    speakers. Returns the written files by role."""
     output = Path(output_folder)
     output.mkdir(parents=True, exist_ok=True)
     write_csv(collect(study_folder), output / "runs.csv")
@@ -510,6 +529,8 @@ def main(
     pairs += [
         (c, b) for c in remedies for b in remedies if role(c) < role(b) and family(c) & family(b)
     ]
+    if num_labels is not None:
+        pairs += top_k_pairs(rows, num_labels)
     small = [(SMALL_CNN, TEACHER), (SMALL_BLEND, TEACHER), (SMALL_BLEND, SMALL_CNN)]
     pairs += [pair for pair in small if all(condition in grouped for condition in pair)]
     if blend is not None:
