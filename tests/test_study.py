@@ -137,6 +137,10 @@ def test_study_outputs(study):
     assert "remedy_blend_perturbed − remedy_cnn_16ep" not in tables
     assert "remedy_blend_teacher_16ep − remedy_cnn_perturbed" not in tables
     assert "remedy_cnn_perturbed − remedy_teacher_16ep" not in tables
+    # a remedy blend against the best blend: what its teacher or data adds
+    assert "| remedy_blend_teacher_16ep − blend_l0.5_k10_T1 | test WER | 1 | -19.00 |" in tables
+    assert "| remedy_blend_perturbed − blend_l0.5_k10_T1 | test WER | 1 | -14.00 |" in tables
+    assert "remedy_cnn_16ep − blend_l0.5_k10_T1" not in tables
     # claim 3: each top-k blend against the whole distribution at its λ and T, k ascending
     assert "| blend_l0.5_k3_T1 − blend_l0.5_k620_T1 | test WER | 1 | -2.00 | 1: -2.00 |" in tables
     assert "| blend_l0.5_k10_T1 − blend_l0.5_k620_T1 | test WER | 1 | +13.00 |" in tables

@@ -492,7 +492,7 @@ def main(
     ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
     ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
     ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN, blends with the
-    ensemble too, and with the remedies of their family (:func:`family`) that are not blends,
+    ensemble and the best blend too, and with the remedies of their family (:func:`family`) that are not blends,
     e.g. a longer-trained teacher, CNN and ensemble) and
     ``small_cnn`` / ``small_blend`` (a smaller student on hard labels and blended, paired with
     the teacher and with each other); with ``num_labels``, each top-k blend is paired with the
@@ -539,6 +539,8 @@ def main(
         seeded = [c for c in grouped if c.startswith("blend") and c != best and len(grouped[c]) > 1]
         pairs = [(best, CNN), (best, TEACHER), (best, ENSEMBLE), *pairs]
         pairs += [(condition, baseline) for condition in seeded for baseline in (CNN, TEACHER)]
+        # what a remedy adds to the blend at the chosen setting (a teacher, data, a size)
+        pairs += [(condition, best) for condition in remedies if role(condition) == 0]
         sections.insert(0, f"Best blend on valid: **{best}**.")
         references = {
             label: mean_metrics(list(grouped[condition].values()), HEADLINE_METRICS)
