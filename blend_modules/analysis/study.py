@@ -491,9 +491,9 @@ def main(
     """Write ``runs.csv``, ``tables.md`` and the plots of a study's runs into
     ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
     ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
-    ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN, blends with the
-    ensemble and the best blend too, and with the remedies of their family (:func:`family`) that are not blends,
-    e.g. a longer-trained teacher, CNN and ensemble) and
+    ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN, blends with
+    the ensemble and the best blend too, and with the remedies of their family (:func:`family`)
+    that are not blends, e.g. a longer-trained teacher, CNN and ensemble) and
     ``small_cnn`` / ``small_blend`` (a smaller student on hard labels and blended, paired with
     the teacher and with each other); with ``num_labels``, each top-k blend is paired with the
     blend on the whole distribution at its λ and T (:func:`top_k_pairs`). The best blend is
