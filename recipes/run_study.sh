@@ -93,7 +93,7 @@ frame_blend() {  # frame_blend SEED HARD_WEIGHT TOP_K TEMPERATURE [--key=value .
 
 jobs_max=${JOBS:-1}
 pids=()
-fillers=()  # "FUNCTION SEED": runs that wait for no other stage, for the slots stages leave
+fillers=()  # "REMEDY FUNCTION SEED": runs that wait for no other stage, for the slots stages leave
 filler_pids=()
 spawn() {  # spawn COMMAND...: run it beside the others, at most JOBS at once (JOBS=1: now)
     if [ "$jobs_max" -le 1 ]; then
@@ -120,7 +120,7 @@ collect() {  # collect PID...: wait for them; stop the study if one failed
         exit 1
     fi
 }
-drop_fillers() {  # drop_fillers FUNCTION: those fillers will run in their own stage
+drop_fillers() {  # drop_fillers REMEDY: its fillers that did not start run in its own stage
     local filler kept=()
     for filler in "${fillers[@]}"; do
         [[ $filler == "$1 "* ]] || kept+=("$filler")
@@ -133,7 +133,7 @@ barrier() {  # wait for the stage's runs, giving a slot they leave free to the n
         if [ "$(jobs -rp | wc -l)" -lt "$jobs_max" ] && [ ${#fillers[@]} -gt 0 ]; then
             filler=${fillers[0]}
             fillers=("${fillers[@]:1}")
-            $filler &  # word-split: the function and its seed
+            ${filler#* } &  # word-split: the function and its seed
             filler_pids+=($!)
         fi
         sleep 1
@@ -171,9 +171,9 @@ if [ "$targets" = frame ]; then  # the remedies' runs that wait for no chosen se
         case $remedy in
             perturbed)
                 $python perturb.py hparams/cnn.yaml --prepared_folder="$prepared" "$@" > "$study/logs/perturb.log" 2>&1
-                for seed in $seeds; do fillers+=("cnn_perturbed $seed"); done ;;
-            small_ensemble) for seed in $seeds; do fillers+=("cnn_small $seed"); done ;;
-            larger) fillers+=("teacher_large $first") ;;
+                for seed in $seeds; do fillers+=("$remedy cnn_perturbed $seed"); done ;;
+            small_ensemble) for seed in $seeds; do fillers+=("$remedy cnn_small $seed"); done ;;
+            larger) fillers+=("$remedy teacher_large $first") ;;
         esac
     done
 fi
@@ -245,11 +245,7 @@ if [ "$targets" = frame ]; then
         # the fillers that started end first, and the remedy runs its own that did not start
         collect "${filler_pids[@]}"
         filler_pids=()
-        case $remedy in
-            perturbed) drop_fillers cnn_perturbed ;;
-            small_ensemble) drop_fillers cnn_small ;;
-            larger) drop_fillers teacher_large ;;
-        esac
+        drop_fillers "$remedy"
         case $remedy in
             small)
                 spawn run train_blend.py cnn.yaml small_cnn "$first" --architecture="$narrow" "$@"
