@@ -15,7 +15,7 @@
 # best λ, T ∈ {2, 4} at the best λ and k (best: on valid, compared on the seed every candidate
 # ran: python -m blend_modules.analysis.study best), and the chosen setting on every seed.
 # TOP_KS and TEMPERATURES replace those k and T lists (e.g. TOP_KS="1 6 620" TEMPERATURES=2.0
-# where the CPU-hours are short).
+# where the CPU-hours are short; TEMPERATURES="" sweeps no T).
 # Then the REMEDIES (conditions remedy_* and small_*, never candidates for the best blend), in
 # the order given (default "small longer", the 37-minute study's):
 #   small      a student of about a sixth of the teacher's FLOPs (vgg_narrow), hard and blended
@@ -215,7 +215,7 @@ if [ "$targets" = frame ]; then
     barrier
     # T at the best λ and k, then the chosen setting on every seed
     read -r weight k _ < <(best)
-    for temperature in ${TEMPERATURES:-2.0 4.0}; do
+    for temperature in ${TEMPERATURES-2.0 4.0}; do  # TEMPERATURES="": no T sweep
         spawn frame_blend "$first" "$weight" "$k" "$temperature" --teacher_store_top_k="$num_labels" "$@"
     done
     barrier

@@ -59,8 +59,8 @@ def study(tmp_path, jobs: int, **environment):
         TOP_KS="1 7 620",
         TEMPERATURES="2.0",
         REMEDIES="ensemble perturbed small_ensemble larger",
-        **environment,
     )
+    env.update(environment)
     result = subprocess.run(
         ["bash", str(REPO / "recipes" / "run_study.sh"), str(recipe), "frame", "620"],
         env=env,
@@ -117,6 +117,14 @@ def test_every_run_once_and_in_order(tmp_path, jobs):
     for store, readers in first_of_store.items():
         writer, *others = sorted(readers, key=lambda run: run["start"])
         assert all(writer["end"] <= other["start"] for other in others), store
+
+
+def test_no_temperature_sweep(tmp_path):
+    """TEMPERATURES="" (CPU-hours short) skips the T sweep; the chosen setting still runs."""
+    result, runs = study(tmp_path, 2, TEMPERATURES="")
+    assert result.returncode == 0, result.stderr
+    assert not [run for run in runs if run["options"].get("temperature") == "2.0"]
+    assert len(runs) == 3 * 4 + 3 + 3 + 3 + 3 * 2 * 2 + 2
 
 
 def test_a_failed_run_stops_the_study(tmp_path):
