@@ -422,11 +422,16 @@ def top_k_pairs(rows: Sequence[Mapping], num_labels: int) -> List[Tuple[str, str
         for row in rows
         if row["condition"].startswith("blend") and all(k in row for k in SWEEPS)
     }
-    full = {(weight, t): c for c, (weight, k, t) in settings.items() if k == num_labels}
+    full = {
+        (weight, temperature): c
+        for c, (weight, k, temperature) in settings.items()
+        if k == num_labels
+    }
+    by_k = sorted(settings.items(), key=lambda item: item[1][1])
     return [
-        (condition, full[(weight, t)])
-        for condition, (weight, k, t) in sorted(settings.items(), key=lambda item: item[1][1])
-        if k < num_labels and (weight, t) in full
+        (condition, full[(weight, temperature)])
+        for condition, (weight, k, temperature) in by_k
+        if k < num_labels and (weight, temperature) in full
     ]
 
 
