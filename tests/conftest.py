@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny prepared FSDD corpus and the recipe's hparams loaded around it."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,11 +44,21 @@ def tiny_hparams(tmp_path_factory):
     return hparams
 
 
-def run_recipe(script: str, hparams_file: str, overrides: dict) -> subprocess.CompletedProcess:
-    """Run an entry script of the FSDD recipe as a user would, with ``--key=value`` overrides."""
+def run_recipe(
+    script: str, hparams_file: str, overrides: dict, env: dict = None
+) -> subprocess.CompletedProcess:
+    """Run an entry script of the FSDD recipe as a user would, with ``--key=value`` overrides
+    (and ``env`` added to the environment)."""
     args = [sys.executable, script, f"hparams/{hparams_file}"]
     args += [f"--{key}={value}" for key, value in overrides.items()]
-    return subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        args,
+        cwd=RECIPE,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="session")

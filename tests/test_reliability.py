@@ -86,12 +86,18 @@ def kill_when(args: list, condition, log: Path) -> None:
 
 
 def completed_checkpoints(save_folder: Path, intra_epoch: bool = False) -> list:
-    return [
-        ckpt
-        for ckpt in save_folder.glob("CKPT+*")
-        if (ckpt / COMPLETE_MARKER).exists()
-        and ("intra_epoch" in (ckpt / "CKPT.yaml").read_text()) == intra_epoch
-    ]
+    """The complete checkpoints in ``save_folder`` now. The training process removes folders
+    while this looks (old checkpoints; SpeechBrain's own ``save`` folder is recreated at start):
+    one that vanishes midway is not counted, never an error."""
+    found = []
+    try:
+        for ckpt in save_folder.glob("CKPT+*"):
+            if (ckpt / COMPLETE_MARKER).exists():
+                if ("intra_epoch" in (ckpt / "CKPT.yaml").read_text()) == intra_epoch:
+                    found.append(ckpt)
+    except FileNotFoundError:
+        pass
+    return found
 
 
 @pytest.fixture(scope="module")

@@ -82,5 +82,7 @@ def export_loglikes(
             log_posteriors = torch.log_softmax(model(features, lengths)[0].float(), dim=-1)
             writer(utt_id, (log_posteriors - log_prior).cpu().numpy())
             frames += features.shape[1]
-    logger.info("Wrote %s.ark/.scp: %d utterances, %d frames.", out_prefix, len(segments), frames)
+    logger.info(
+        "Wrote %s.ark/.scp on %s: %d utterances, %d frames.", out_prefix, device, len(segments), frames
+    )
     return {"utterances": len(segments), "frames": frames}

@@ -21,6 +21,7 @@ from speechbrain.utils.distributed import run_on_main
 from blend_modules.data.hparams import load_hparams_file, write_resolved_hparams
 from blend_modules.deploy.inference import write_inference_folder
 from blend_modules.hybrid.scoring import fix_acoustic_scale
+from blend_modules.training.devices import check_precisions, run_device
 
 logger = logging.getLogger(__name__)
 
@@ -28,22 +29,27 @@ SUMMARY_FILE = "summary.json"
 
 
 class Experiment(NamedTuple):
-    """A run as its command line gave it."""
+    """A run as its command line gave it, with the device its Brain will use."""
 
     hparams_file: str
     hparams: Dict
     run_opts: Dict
     overrides: str
+    device: str
 
 
 def load_hparams(argv: List[str]) -> Experiment:
     """Parse ``hparams.yaml --key=value ...`` (joining the DDP process group when started by
-    ``torchrun``) and load the YAML; nothing is written."""
+    ``torchrun``), load the YAML and resolve the run's device; a precision that device cannot
+    run is refused here. Nothing is written."""
     # log to the console until the output folder (and SpeechBrain's log file) exists
     logging.basicConfig(level=logging.INFO, format="%(name)s - %(message)s", stream=sys.stdout)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     sb.utils.distributed.ddp_init_group(run_opts)  # under torchrun: join the process group
-    return Experiment(hparams_file, load_hparams_file(hparams_file, overrides), run_opts, overrides)
+    hparams = load_hparams_file(hparams_file, overrides)
+    device = run_device(run_opts, hparams)
+    check_precisions(run_opts, hparams, device)
+    return Experiment(hparams_file, hparams, run_opts, overrides, device)
 
 
 def prepare_data(experiment: Experiment) -> None:

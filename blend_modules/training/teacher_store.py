@@ -198,6 +198,7 @@ def dump_teacher_store(
 
     shards = shard_plan(len(dataset), utterances_per_shard)
     teacher = teacher.to(device).eval()
+    logger.info("Dumping the teacher's top-%d store %s on %s.", metadata["top_k"], store_folder, device)
     with dataset.output_keys_as(["id", "sig"]):
         for number in range(rank, len(shards), world_size):
             name = f"shard_{number:05d}"

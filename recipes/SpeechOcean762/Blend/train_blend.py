@@ -27,8 +27,8 @@ if __name__ == "__main__":
     teacher, teacher_summary = load_blending_teacher(hparams)
     start_output_folder(experiment)
     if teacher is not None and hparams["teacher_mode"] == "offline":
-        device = experiment.run_opts.get("device", "cpu")
-        teacher_summary.update(attach_teacher_store(datasets["train"], teacher, hparams, device))
+        store = attach_teacher_store(datasets["train"], teacher, hparams, experiment.device)
+        teacher_summary.update(store)
         teacher = None
 
     student_brain = StudentBrain(

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 if __name__ == "__main__":
     experiment = load_hparams(sys.argv[1:])
-    hparams, device = experiment.hparams, experiment.run_opts.get("device", "cpu")
+    hparams, device = experiment.hparams, experiment.device
     targets, features = hparams["targets"], hparams["features"]
     if not hasattr(targets, "alignments"):
         raise ValueError("Exporting pseudo-log-likelihoods needs frame targets (alignments).")

@@ -1,0 +1,55 @@
+"""The run's device and precisions: resolved as SpeechBrain's Brain resolves them, and a
+precision the machine cannot run refused before anything is prepared or written."""
+
+import pytest
+import speechbrain as sb
+from conftest import RECIPE, run_recipe, tiny_overrides
+
+from blend_modules.training import devices
+from blend_modules.training.experiment import load_hparams
+
+# oneDNN limited to AVX2, as on a CPU without AVX-512: its bf16 LSTM cannot be created there
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def run_options(*arguments):
+    return sb.parse_arguments(["x.yaml", *arguments])[1]
+
+
+def test_device_comes_from_command_line_then_yaml_then_speechbrains_guess(monkeypatch):
+    monkeypatch.setattr(devices, "infer_device", lambda: "cuda:3")  # a torchrun process's GPU
+    assert devices.run_device(run_options(), {}) == "cuda:3"
+    assert devices.run_device(run_options(), {"device": "cpu"}) == "cpu"
+    assert devices.run_device(run_options("--device=cuda:1"), {"device": "cpu"}) == "cuda:1"
+
+
+def test_experiment_carries_the_resolved_device(monkeypatch):
+    monkeypatch.setattr(devices, "infer_device", lambda: "cuda:3")
+    experiment = load_hparams([str(RECIPE / "hparams" / "cnn.yaml")])
+    assert experiment.device == "cuda:3"  # what the offline store dump and the export use
+
+
+@pytest.mark.parametrize(
+    "arguments, yaml, message",
+    [
+        (["--precision=fp16"], {}, "--precision=fp16 cannot run on cpu: SpeechBrain runs fp16"),
+        (["--eval_precision=fp16"], {}, "--eval_precision=fp16 cannot run on cpu"),
+        ([], {"precision": "fp8"}, "--precision=fp8 cannot run on cpu: unknown precision"),
+    ],
+)
+def test_precisions_no_cpu_runs_are_refused(arguments, yaml, message):
+    with pytest.raises(ValueError, match=message):
+        devices.check_precisions(run_options(*arguments), yaml, "cpu")
+    devices.check_precisions(run_options(), {}, "cpu")  # fp32 runs everywhere
+
+
+def test_bf16_on_a_cpu_without_avx512_is_refused_before_preparing(tmp_path):
+    overrides = tiny_overrides(tmp_path / "prepared", tmp_path / "out")
+    result = run_recipe(
+        "train_teacher.py", "blstm.yaml", {**overrides, "precision": "bf16"}, env=AVX2_ONLY
+    )
+    assert result.returncode != 0
+    assert "--precision=bf16 cannot run on cpu: this CPU" in result.stderr
+    assert "lacks the AVX-512 instructions of oneDNN's bf16 kernels" in result.stderr
+    assert "primitive descriptor" not in result.stderr
+    assert not (tmp_path / "prepared").exists() and not (tmp_path / "out").exists()
