@@ -61,6 +61,8 @@ def test_blend_offline_then_cnn_baseline(trained_teacher, tiny_hparams):
     assert json.loads((store / "metadata.json").read_text())["top_k"] == 31
     assert "soft_loss" in summary["history"][0]["train"]
     assert "teacher mean top-1" in result.stdout + result.stderr
+    # no --device: dumped on the device the Brain trains on (SpeechBrain's guess), never None
+    assert f"Dumping the teacher's top-31 store {store} on cpu." in result.stdout + result.stderr
 
     overrides = tiny_overrides(root / "prepared", root / "cnn")
     overrides["number_of_epochs"] = 2

@@ -21,6 +21,9 @@ SILENCE_PHONE = "SIL"
 EDGE_PUNCTUATION = re.compile(r"^[^\w']+|[^\w']+$")  # not a letter, digit or apostrophe
 
 
+STRESSED_PHONE = re.compile(r"([A-Z]+)[012]?")  # a CMU phone and its stress digit, if any
+
+
 # the phones of the aligner's dictionary (CMUdict's 39) and silence, 3 HMM states each
 CMU_PHONES = (
     "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW "
@@ -50,18 +53,26 @@ def manifest_spellings(words: Iterable[str]) -> Dict[str, str]:
 def read_lexicon(path, normalize: bool = True) -> Dict[str, List[str]]:
     """A CMU-phone lexicon (``WORD PH1 PH2 ...`` per line, stress digits and CMUdict's variant
     marks ``WORD(2)`` allowed) as word -> its distinct pronunciations (space-separated phones
-    without stress digits), in the file's order; ``ValueError`` naming the line for a phone
-    outside the CMU set. Words follow the transcript rule unless ``normalize`` is False (the
-    aligner's own dictionary, looked up as it is: ``a.``, the letter, is not ``a``)."""
+    without stress digits), in the file's order; ``ValueError`` naming the line for a word
+    without phones or a phone outside the CMU set (one stress digit at most: ``AA00`` is no
+    ``AA``). Blank lines are skipped. Words follow the transcript rule unless ``normalize`` is
+    False (the aligner's own dictionary, looked up as it is: ``a.``, the letter, is not ``a``)."""
     lexicon = {}
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         fields = line.split()
-        if len(fields) < 2:
+        if not fields:
             continue
-        phones = [phone.rstrip("012") for phone in fields[1:]]
-        unknown = sorted(set(phones) - set(CMU_PHONES))
+        if len(fields) == 1:
+            raise ValueError(f"{path}:{number}: word '{fields[0]}' has no phones.")
+        stressed = [STRESSED_PHONE.fullmatch(phone) for phone in fields[1:]]
+        unknown = [
+            phone
+            for phone, match in zip(fields[1:], stressed)
+            if match is None or match[1] not in CMU_PHONES
+        ]
         if unknown:
             raise ValueError(f"{path}:{number}: phones {unknown} are not CMU phones.")
+        phones = [match[1] for match in stressed]
         word = re.sub(r"\(\d+\)$", "", fields[0])
         word = normalize_word(word) if normalize else word
         pronunciations = lexicon.setdefault(word, [])

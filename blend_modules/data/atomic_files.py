@@ -1,7 +1,9 @@
 """Files written so that a killed process never leaves half of one, and their checksums."""
 
+import errno
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -17,10 +19,20 @@ def file_sha256(path: Path) -> str:
 
 def write_atomically(path: Path, write: Callable) -> None:
     """Call ``write(stream)`` on a temporary file beside ``path``, then rename it to ``path``:
-    a killed process leaves the old file or none, never half of one."""
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "wb") as stream:
-        write(stream)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(partial, path)
+    a killed process leaves the old file or none, never half of one. The temporary name is
+    this call's own, so processes writing the same file at once never write into each other's
+    (the last rename wins, whole). A full disk is an ``OSError`` naming ``path``; the temporary
+    file is removed on any error."""
+    path = Path(path)
+    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            write(stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(partial, path)
+    except BaseException as error:
+        Path(partial).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"No space left on the device to write {path}") from error
+        raise

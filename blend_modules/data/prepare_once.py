@@ -3,17 +3,29 @@ killed midway never leaves a folder that looks prepared."""
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Dict
+
+from blend_modules.data.atomic_files import write_atomically
+
+logger = logging.getLogger(__name__)
 
 OPTIONS_FILE = "prepare_options.json"
 
 
 def is_prepared(save_folder, options: Dict, options_file: str = OPTIONS_FILE) -> bool:
     """Whether ``save_folder`` holds a finished preparation made with exactly ``options``
-    (``options_file`` tells apart several preparations that share a folder)."""
+    (``options_file`` tells apart several preparations that share a folder). An options file
+    that cannot be read (e.g. torn by a crash before writes were atomic) means unprepared."""
     options_path = Path(save_folder) / options_file
-    return options_path.exists() and json.loads(options_path.read_text()) == options
+    if not options_path.exists():
+        return False
+    try:
+        return json.loads(options_path.read_text()) == options
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        logger.warning("%s cannot be read (%s): preparing again.", options_path, error)
+        return False
 
 
 def start_preparation(save_folder, options_file: str = OPTIONS_FILE) -> Path:
@@ -25,8 +37,10 @@ def start_preparation(save_folder, options_file: str = OPTIONS_FILE) -> Path:
 
 
 def finish_preparation(save_folder, options: Dict, options_file: str = OPTIONS_FILE) -> None:
-    """Record the options the finished preparation was made with."""
-    (Path(save_folder) / options_file).write_text(json.dumps(options, indent=2))
+    """Record the options the finished preparation was made with (atomically: a crash leaves
+    the folder unprepared, never with a torn options file)."""
+    text = json.dumps(options, indent=2).encode()
+    write_atomically(Path(save_folder) / options_file, lambda stream: stream.write(text))
 
 
 def folder_fingerprint(folder) -> str:

@@ -21,6 +21,7 @@ from speechbrain.utils.checkpoints import (
 
 from blend_modules.data.frames import frame_counts, relative_lengths
 from blend_modules.training.checkpoints import RandomStates
+from blend_modules.training.devices import check_precision
 from blend_modules.training.losses import (
     BlendLoss,
     blend_loss,
@@ -239,6 +240,9 @@ class StudentBrain(TeacherBrain):
 
     def __init__(self, *args, teacher: torch.nn.Module = None, **kwargs):
         super().__init__(*args, **kwargs)
+        if teacher is not None:  # online: the teacher runs in the student's precision
+            num_features = self.hparams.features["n_mels"]
+            check_precision(self.precision, self.device, teacher, num_features, "--precision")
         self.teacher = teacher.to(self.device).eval() if teacher is not None else None
 
     def compute_forward(self, batch, stage):
