@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from blend_modules.data.targets import FrameTargets
 from blend_modules.training.losses import soft_targets
 from blend_modules.training.teacher import Teacher, load_teacher
 from blend_modules.training.teacher_store import (
+    LOCK_FILE,
     TeacherStore,
     attach_teacher_store,
     dump_teacher_store,
@@ -24,7 +26,6 @@ from blend_modules.training.teacher_store import (
 )
 
 TOP_K, TEMPERATURE, STORE_K = 4, 2.0, 8
-OUTPUTS = {"kind": "frame", "num_labels": 31}
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,11 @@ def setup(tiny_hparams, trained_teacher, tmp_path_factory):
     return hparams, teacher, datasets
 
 
+def store_stamps(folder):
+    """Modification times of a store's files (its lock file is rewritten by every run)."""
+    return {path: path.stat().st_mtime_ns for path in folder.iterdir() if path.name != LOCK_FILE}
+
+
 def make_batch(dataset, indices):
     return PaddedBatch([dataset[i] for i in indices])
 
@@ -56,7 +62,7 @@ def online_topk(hparams, teacher, batch):
 
 def test_store_round_trip_and_online_equals_offline(setup):
     hparams, teacher, datasets = setup
-    summary = attach_teacher_store(datasets["train"], teacher, hparams)
+    summary = attach_teacher_store(datasets["train"], teacher, hparams, "cpu")
     assert summary["bytes_per_frame"] == STORE_K * (2 + 2)  # int16 ids + float16 log-probs
     assert 0 < summary["teacher_top1"] <= 1 and summary["teacher_entropy"] >= 0
 
@@ -84,8 +90,8 @@ def test_store_round_trip_and_online_equals_offline(setup):
 
 def test_store_is_keyed_by_utterance_not_batch(setup):
     hparams, teacher, datasets = setup
-    attach_teacher_store(datasets["train"], teacher, hparams)
-    store = TeacherStore(hparams["teacher_store"], store_metadata(teacher, STORE_K, OUTPUTS), TOP_K)
+    attach_teacher_store(datasets["train"], teacher, hparams, "cpu")
+    store = TeacherStore(hparams["teacher_store"], store_metadata(teacher, STORE_K, hparams["targets"].outputs()), TOP_K)
     last = datasets["train"][len(datasets["train"]) - 1]
     ids, _ = store[last["id"]]
     assert ids.shape == (len(last["frame_labels"]), TOP_K)
@@ -106,12 +112,13 @@ def test_teacher_posteriors_do_not_depend_on_batching(setup):
 
 def test_one_store_serves_every_k_and_temperature(setup):
     hparams, teacher, datasets = setup
-    attach_teacher_store(datasets["train"], teacher, hparams)
-    stamps = {path: path.stat().st_mtime_ns for path in hparams["teacher_store"].iterdir()}
+    attach_teacher_store(datasets["train"], teacher, hparams, "cpu")
+    stamps = store_stamps(hparams["teacher_store"])
     batch_ids = [7, 1]
     for top_k, temperature in ((1, 1.0), (3, 4.0), (STORE_K, 0.5)):
         dataset = dataio_prepare(hparams)["train"]
-        attach_teacher_store(dataset, teacher, dict(hparams, top_k=top_k, temperature=temperature))
+        options = dict(hparams, top_k=top_k, temperature=temperature)
+        attach_teacher_store(dataset, teacher, options, "cpu")
         batch = make_batch(dataset, batch_ids)
         wavs, wav_lens = batch.sig
         lengths = frame_counts(wav_lens, wavs.shape[1], hparams["features"])
@@ -124,27 +131,27 @@ def test_one_store_serves_every_k_and_temperature(setup):
         for i, length in enumerate(lengths.tolist()):
             assert torch.equal(stored_ids[i, :length], online_ids[i, :length])
             assert torch.allclose(stored_probs[i, :length], online_probs[i, :length], atol=2e-3)
-    assert stamps == {p: p.stat().st_mtime_ns for p in hparams["teacher_store"].iterdir()}
+    assert stamps == store_stamps(hparams["teacher_store"])  # read, never rewritten
 
 
 def test_store_with_other_settings_is_refused(setup, tmp_path):
     hparams, teacher, datasets = setup
-    attach_teacher_store(datasets["train"], teacher, hparams)
+    attach_teacher_store(datasets["train"], teacher, hparams, "cpu")
     with pytest.raises(ValueError, match=r"other settings.*'top_k': \(8, 16\)"):
-        TeacherStore(hparams["teacher_store"], store_metadata(teacher, 16, OUTPUTS), TOP_K)
+        TeacherStore(hparams["teacher_store"], store_metadata(teacher, 16, hparams["targets"].outputs()), TOP_K)
     other = dict(hparams, teacher_store_top_k=16)
     with pytest.raises(ValueError, match="top_k"):
-        attach_teacher_store(datasets["train"], teacher, other)  # refuses, never overwrites
+        attach_teacher_store(datasets["train"], teacher, other, "cpu")  # refuses, never overwrites
     assert json.loads((hparams["teacher_store"] / "metadata.json").read_text())["top_k"] == STORE_K
     with pytest.raises(ValueError, match="top_k 9 exceeds the 8 labels per frame of teacher store"):
-        attach_teacher_store(datasets["train"], teacher, dict(hparams, top_k=9))
+        attach_teacher_store(datasets["train"], teacher, dict(hparams, top_k=9), "cpu")
 
 
 def test_incomplete_store_and_missing_utterances(setup, tmp_path):
     hparams, teacher, datasets = setup
     with pytest.raises(ValueError, match="not a complete teacher store"):
         TeacherStore(tmp_path, {}, TOP_K)
-    metadata = store_metadata(teacher, STORE_K, OUTPUTS)
+    metadata = store_metadata(teacher, STORE_K, hparams["targets"].outputs())
     dump_teacher_store(
         teacher, hparams["features"]["compute_features"], datasets["valid"], tmp_path, metadata
     )
@@ -165,9 +172,16 @@ def test_teacher_loader_refusals(setup, trained_teacher, tmp_path):
     other_labels = FrameTargets(40, hparams["targets"].alignments)
     with pytest.raises(
         ValueError,
-        match="other outputs than the student: frame targets with 31 outputs against frame targets with 40",
+        match="other outputs than the student: frame targets with 31 outputs.* against frame targets with 40",
     ):
         load_teacher(trained_teacher, hparams["features"], other_labels)
+    # as many labels, but other ones (e.g. another valid split chose other senones)
+    labels = Path(hparams["targets"].label_inventory).read_text().splitlines()
+    (tmp_path / "labels.txt").write_text("\n".join(reversed(labels)) + "\n")
+    alignments = hparams["targets"].alignments
+    other_inventory = FrameTargets(31, alignments, label_inventory=tmp_path / "labels.txt")
+    with pytest.raises(ValueError, match="other outputs than the student: .*inventory SHA-256"):
+        load_teacher(trained_teacher, hparams["features"], other_inventory)
 
     other_arch = tmp_path / "other"
     shutil.copytree(trained_teacher, other_arch)
@@ -193,7 +207,7 @@ def test_loading_the_teacher_keeps_the_students_random_state(setup, trained_teac
 
 def dump(hparams, teacher, dataset, folder):
     """A store of ``dataset`` in shards of 3 utterances."""
-    metadata = store_metadata(teacher, STORE_K, OUTPUTS)
+    metadata = store_metadata(teacher, STORE_K, hparams["targets"].outputs())
     compute_features = hparams["features"]["compute_features"]
     dump_teacher_store(teacher, compute_features, dataset, folder, metadata, utterances_per_shard=3)
     return metadata

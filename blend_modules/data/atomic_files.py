@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Callable
 
 
+UMASK = os.umask(0o022)  # read (and put back) once: files get the permissions open() gives
+os.umask(UMASK)
+
+
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -24,8 +28,9 @@ def write_atomically(path: Path, write: Callable) -> None:
     (the last rename wins, whole). A full disk is an ``OSError`` naming ``path``; the temporary
     file is removed on any error."""
     path = Path(path)
-    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".partial")
+    descriptor, partial = tempfile.mkstemp(".partial", f"{path.name}.", path.parent)
     try:
+        os.fchmod(descriptor, 0o666 & ~UMASK)  # as open() would create it, not mkstemp's 0o600
         with os.fdopen(descriptor, "wb") as stream:
             write(stream)
             stream.flush()

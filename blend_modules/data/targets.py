@@ -18,6 +18,7 @@ from speechbrain.nnet.losses import ctc_loss
 from speechbrain.utils.data_pipeline import provides, takes
 
 from blend_modules.data.alignments import match_length, read_alignments
+from blend_modules.data.atomic_files import file_sha256
 from blend_modules.data.frames import num_frames
 from blend_modules.data.manifests import check_column
 from blend_modules.data.metrics import FrameAccuracy, WordErrorRates
@@ -37,6 +38,9 @@ class DatasetItems(NamedTuple):
 
 
 UNALIGNED = -1  # the frame label of an utterance without alignment, scored in words only
+
+
+MIN_ALIGNED_FRACTION = 0.5  # of a valid or test split's utterances, or it is refused
 
 
 class FrameTargets:
@@ -80,6 +84,10 @@ class FrameTargets:
         With a decoder, also decode valid after every epoch (at every acoustic scale of the
         grid, the best reported as ``WER``): learning curves in words, in the training log and
         the summary's history. Checkpoints are still chosen on frame error.
+    label_inventory : path
+        Optional: the file that defines the labels (e.g. the senone recipes' ``labels.txt``,
+        Kaldi's ``final.mdl``). Its SHA-256 joins :meth:`outputs`, so models of two inventories
+        with the same number of labels are never blended or stored as one.
     """
 
     error_key = "frame_error"
@@ -94,8 +102,10 @@ class FrameTargets:
         scoring_filter: Callable[[List[str]], List[str]] = None,
         soft_only_unaligned: bool = False,
         valid_wer_every_epoch: bool = False,
+        label_inventory: str = None,
     ):
         self.num_labels = num_labels
+        self.label_inventory = label_inventory
         self.soft_only_unaligned = soft_only_unaligned
         self.valid_wer_every_epoch = valid_wer_every_epoch
         self.alignments = dict(alignments)
@@ -113,8 +123,15 @@ class FrameTargets:
         """What :meth:`outputs` needs: nothing (the labels are given), no graph is built."""
 
     def outputs(self) -> Dict:
-        """What the model's outputs mean; teacher and student must agree on it."""
-        return {"kind": "frame", "num_labels": self.num_labels}
+        """What the model's outputs mean (with ``label_inventory``, its SHA-256: the labels
+        themselves); teacher and student must agree on it."""
+        outputs = {"kind": "frame", "num_labels": self.num_labels}
+        if self.label_inventory is not None:
+            path = Path(self.label_inventory)
+            if not path.is_file():
+                raise FileNotFoundError(f"label_inventory {path} does not exist.")
+            outputs["labels_sha256"] = file_sha256(path)
+        return outputs
 
     def add_to_dataset(
         self, dataset, split: str, manifest: Path, num_samples: Dict[str, int], hop: int
@@ -171,6 +188,12 @@ class FrameTargets:
             )
         if not with_targets:
             raise ValueError(f"{manifest}: no utterance has an alignment in {path}.")
+        if split != "train" and len(with_targets) < MIN_ALIGNED_FRACTION * len(num_samples):
+            raise ValueError(
+                f"{manifest}: only {len(with_targets)} of its {len(num_samples)} utterances have "
+                f"an alignment in {path}: {split} frame accuracy (and the checkpoint chosen on "
+                f"it) would rest on those alone. Align the {split} data too."
+            )
 
         @takes("id")
         @provides("frame_labels")

@@ -83,6 +83,10 @@ def export_loglikes(
             writer(utt_id, (log_posteriors - log_prior).cpu().numpy())
             frames += features.shape[1]
     logger.info(
-        "Wrote %s.ark/.scp on %s: %d utterances, %d frames.", out_prefix, device, len(segments), frames
+        "Wrote %s.ark/.scp on %s: %d utterances, %d frames.",
+        out_prefix,
+        device,
+        len(segments),
+        frames,
     )
     return {"utterances": len(segments), "frames": frames}

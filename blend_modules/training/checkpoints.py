@@ -1,8 +1,10 @@
 """Checkpoints that survive a kill while they are being written, and the random states they
 carry so that a resumed run continues exactly as an uninterrupted one."""
 
+import errno
 import logging
 import random
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict
@@ -20,6 +22,9 @@ from speechbrain.utils.distributed import ddp_barrier, if_main_process
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "COMPLETE"
+
+
+DISK_NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken for a full disk
 
 
 class CompleteCheckpointer(Checkpointer):
@@ -46,7 +51,25 @@ class CompleteCheckpointer(Checkpointer):
         self.reported = set()
 
     def save_checkpoint(self, *args, **kwargs):
-        checkpoint = super().save_checkpoint(*args, **kwargs)
+        """SpeechBrain's save, then the ``COMPLETE`` marker. A save that fails (a full disk)
+        removes what it wrote of its checkpoint and names the folder; earlier checkpoints are
+        untouched."""
+        before = set(self.checkpoints_dir.glob("CKPT+*"))
+        try:
+            checkpoint = super().save_checkpoint(*args, **kwargs)
+        except (OSError, RuntimeError) as error:  # torch.save reports a failed write as either
+            if not if_main_process():
+                raise
+            for torn in set(self.checkpoints_dir.glob("CKPT+*")) - before:
+                shutil.rmtree(torn, ignore_errors=True)
+            full = getattr(error, "errno", None) == errno.ENOSPC
+            full = full or shutil.disk_usage(self.checkpoints_dir.parent).free < DISK_NEARLY_FULL
+            raise OSError(
+                errno.ENOSPC if full else getattr(error, "errno", None),
+                f"{'No space left on the device: ' if full else ''}saving a checkpoint in "
+                f"{self.checkpoints_dir} failed ({error}); the torn checkpoint was removed, the "
+                "earlier ones are intact: free space, then rerun to resume.",
+            ) from error
         if if_main_process():
             (checkpoint.path / COMPLETE_MARKER).touch()
         # Under DDP every process must then list the same checkpoints: SpeechBrain's

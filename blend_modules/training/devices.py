@@ -48,7 +48,8 @@ def unsupported_precision(precision: str, device: str) -> Optional[str]:
         return None
     if device.startswith("cuda"):
         if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            return f"{torch.cuda.get_device_name(device)} has no bf16 (needs compute capability 8.0)"
+            name = torch.cuda.get_device_name(device)
+            return f"{name} has no bf16 (it needs compute capability 8.0)"
         return None
     if precision == "fp16":
         return "SpeechBrain runs fp16 only on CUDA devices"

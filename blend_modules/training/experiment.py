@@ -18,6 +18,7 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import run_on_main
 
+from blend_modules.data.atomic_files import write_atomically
 from blend_modules.data.hparams import load_hparams_file, write_resolved_hparams
 from blend_modules.deploy.inference import write_inference_folder
 from blend_modules.hybrid.scoring import fix_acoustic_scale
@@ -26,6 +27,9 @@ from blend_modules.training.devices import check_precisions, run_device
 logger = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
+
+
+OUTPUTS_FILE = "outputs.json"
 
 
 class Experiment(NamedTuple):
@@ -73,20 +77,32 @@ def prepare_data(experiment: Experiment) -> None:
 
 def start_output_folder(experiment: Experiment) -> None:
     """Create the output folder, once every check has passed: its ``hyperparams.yaml``, the
-    entry script, SpeechBrain's log. A folder that holds checkpoints of another model (e.g. a
-    finished run rerun with other outputs) is refused before anything in it changes."""
+    entry script, SpeechBrain's log, and ``outputs.json``: what the targets' outputs are (the
+    label inventory's SHA-256, the CTC units), recorded when the run starts, so that a teacher
+    is checked against what it trained on even if its prepared folder changes later. A folder
+    that holds checkpoints of another model (e.g. a finished run rerun with other outputs), or
+    whose run started on other outputs, is refused before anything in it changes."""
     hparams = experiment.hparams
+    output_folder = Path(hparams["output_folder"])
     try:
         hparams["checkpointer"].recover_if_possible()  # what Brain.fit would resume from
     except (RuntimeError, KeyError) as error:
         raise ValueError(
-            f"{hparams['output_folder']} holds checkpoints of another model than "
+            f"{output_folder} holds checkpoints of another model than "
             f"{experiment.hparams_file} with these overrides builds; nothing was changed. Use "
             f"another output_folder. ({error})"
         ) from error
+    outputs, recorded = hparams["targets"].outputs(), output_folder / OUTPUTS_FILE
+    if recorded.is_file() and json.loads(recorded.read_text()) != outputs:
+        raise ValueError(
+            f"{output_folder} started on other targets ({recorded.read_text().strip()}) than "
+            f"this run's ({json.dumps(outputs)}): its prepared data changed since; nothing was "
+            "changed. Use another output_folder."
+        )
     if sb.utils.distributed.if_main_process():
-        output_folder = Path(hparams["output_folder"])
         output_folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(outputs).encode()
+        write_atomically(recorded, lambda stream: stream.write(text))
         write_resolved_hparams(
             experiment.hparams_file, experiment.overrides, output_folder / "hyperparams.yaml"
         )

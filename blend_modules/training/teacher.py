@@ -20,7 +20,7 @@ from blend_modules.data.frames import relative_lengths
 from blend_modules.models.ensemble import PosteriorAverage
 from blend_modules.training.blend_options import check_blend_options
 from blend_modules.training.checkpoints import CompleteCheckpointer, preserved_random_state
-from blend_modules.training.experiment import SUMMARY_FILE
+from blend_modules.training.experiment import OUTPUTS_FILE, SUMMARY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ def describe_outputs(outputs: Dict) -> str:
     """A short description of a targets' ``outputs()`` for error messages."""
     units = outputs.get("units")
     shown = f", units {units[:8]}{'...' if len(units) > 8 else ''}" if units else ""
+    if "labels_sha256" in outputs:
+        shown += f", label inventory SHA-256 {outputs['labels_sha256'][:12]}..."
     return f"{outputs['kind']} targets with {outputs['num_labels']} outputs{shown}"
 
 
@@ -83,11 +85,16 @@ def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Tea
             f"(key: (teacher, student)): {mismatched}. Teacher and student must share frames."
         )
     teacher_targets = teacher_hparams["targets"]
-    teacher_targets.prepare_outputs()  # e.g. the tokenizer; not the teacher's decoding graph
-    if teacher_targets.outputs() != student_targets.outputs():
+    recorded = teacher_folder / OUTPUTS_FILE
+    if recorded.is_file():  # what it trained on, even if its prepared folder changed since
+        teacher_outputs = json.loads(recorded.read_text())
+    else:  # a teacher trained before outputs were recorded
+        teacher_targets.prepare_outputs()  # e.g. the tokenizer; not the teacher's decoding graph
+        teacher_outputs = teacher_targets.outputs()
+    if teacher_outputs != student_targets.outputs():
         raise ValueError(
             f"Teacher {teacher_folder} predicts other outputs than the student: "
-            f"{describe_outputs(teacher_targets.outputs())} against "
+            f"{describe_outputs(teacher_outputs)} against "
             f"{describe_outputs(student_targets.outputs())}."
         )
     model, normalize = teacher_hparams["model"], teacher_hparams["normalize"]
@@ -112,6 +119,50 @@ def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Tea
     # the checkpoint's name, not its path: a results folder may move
     teacher = Teacher(normalize, model, teacher_hparams["features"], checkpoint.path.name)
     return teacher.eval()
+
+
+def preparation(hparams: Dict) -> Dict:
+    """A YAML's corpus preparation: its ``prepare`` callable and arguments (None if none)."""
+    prepare = hparams.get("prepare")
+    if prepare is None:
+        return None
+    function = getattr(prepare, "func", prepare)
+    arguments = getattr(prepare, "keywords", {})
+    return {"callable": f"{function.__module__}.{function.__qualname__}", **arguments}
+
+
+def check_teacher_preparation(hparams: Dict) -> None:
+    """Before a student prepares its corpus: refuse a preparation that would rewrite its
+    teachers' (the same ``prepared_folder`` prepared with other options, e.g. other valid
+    speakers: other labels and alignments under a trained teacher). Nothing for a hard-label
+    student, nor for a teacher folder without ``hyperparams.yaml`` (:func:`load_teacher` names
+    it later)."""
+    if hparams["hard_weight"] == 1.0:
+        return
+    folders = hparams["teacher_folder"]
+    student = preparation(hparams)
+    for folder in folders if isinstance(folders, (list, tuple)) else [folders]:
+        hparams_file = Path(folder) / "hyperparams.yaml"
+        if not hparams_file.is_file():
+            continue
+        with open(hparams_file) as fin, preserved_random_state():  # the YAML reseeds on load
+            teacher_hparams = load_hyperpyyaml(fin)
+        shared = Path(teacher_hparams["prepared_folder"]).resolve() == Path(
+            hparams["prepared_folder"]
+        ).resolve()
+        teacher = preparation(teacher_hparams)
+        if shared and teacher != student:
+            differing = {
+                key: (teacher.get(key), student.get(key))
+                for key in sorted(set(teacher) | set(student))
+                if teacher.get(key) != student.get(key)
+            }
+            raise ValueError(
+                f"Teacher {folder} was prepared in {hparams['prepared_folder']} with other "
+                f"options than this run's (key: (teacher, student)): {differing}. Preparing "
+                "would rewrite the teacher's labels and alignments; nothing was changed. Use the "
+                "teacher's corpus options, or another prepared_folder (and a teacher of it)."
+            )
 
 
 class EnsembleTeacher(PosteriorAverage):
@@ -147,6 +198,13 @@ def load_blending_teacher(hparams: Dict) -> Tuple[Optional[nn.Module], Dict]:
     )
     folders = hparams["teacher_folder"]
     if isinstance(folders, (list, tuple)):
+        store = str(hparams.get("teacher_store"))
+        if hparams["teacher_mode"] == "offline" and str(list(folders)) in store:
+            raise ValueError(
+                f"teacher_store '{store}' is made from the list of teacher folders (an ensemble "
+                "teacher): give its store a folder of its own, e.g. "
+                "--teacher_store=results/ensemble_store."
+            )
         members = [load_teacher(f, hparams["features"], hparams["targets"]) for f in folders]
         teacher = EnsembleTeacher(members).eval()
     else:

@@ -11,11 +11,14 @@ last, so a killed dump never looks complete; a shard's SHA-256 is checked when i
 when a dump resumes, and each utterance's CRC-32 when it is read, so opening a store costs only its
 metadata and corrupt data is refused before it trains a model."""
 
+import fcntl
 import hashlib
 import io
 import json
 import logging
+import os
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
@@ -37,6 +40,9 @@ METADATA_FILE = "metadata.json"
 
 
 PLAN_FILE = "dump_plan.json"
+
+
+LOCK_FILE = "store.lock"
 
 
 STORE_FORMAT = 3
@@ -198,7 +204,9 @@ def dump_teacher_store(
 
     shards = shard_plan(len(dataset), utterances_per_shard)
     teacher = teacher.to(device).eval()
-    logger.info("Dumping the teacher's top-%d store %s on %s.", metadata["top_k"], store_folder, device)
+    logger.info(
+        "Dumping the teacher's top-%d store %s on %s.", metadata["top_k"], store_folder, device
+    )
     with dataset.output_keys_as(["id", "sig"]):
         for number in range(rank, len(shards), world_size):
             name = f"shard_{number:05d}"
@@ -344,33 +352,78 @@ class TeacherStore:
         )
 
 
-def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str = "cpu") -> Dict:
+def expected_store(teacher: Teacher, hparams: Dict) -> Tuple[Path, Dict]:
+    """The run's store folder (``hparams['teacher_store']``) and the metadata its store must
+    have: ``teacher_store_top_k`` labels per frame, at most all."""
+    outputs = hparams["targets"].outputs()
+    store_top_k = min(hparams["teacher_store_top_k"], outputs["num_labels"])
+    return Path(hparams["teacher_store"]), store_metadata(teacher, store_top_k, outputs)
+
+
+def check_teacher_store(teacher: Teacher, hparams: Dict) -> None:
+    """Refuse an existing complete store that this run cannot use (other settings, fewer
+    labels per frame than ``top_k``, missing shards): called before the run's output folder
+    is created, so a refused run leaves nothing behind."""
+    folder, expected = expected_store(teacher, hparams)
+    if (folder / METADATA_FILE).is_file():
+        TeacherStore(folder, expected, hparams["top_k"])
+
+
+@contextmanager
+def store_lock(folder: Path):
+    """Hold ``folder``'s lock file (``flock``, released by the kernel if its holder dies) for
+    the block, on the main process; the other DDP processes wait at a barrier until it holds
+    it. A second run dumping the same store at once waits for the first, then reads its store,
+    instead of writing the same files."""
+    lock = None
+    if if_main_process():
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            logger.info("Teacher store %s is in use by PID %s: waiting for it.", folder, holder)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+    ddp_barrier()
+    try:
+        yield
+    finally:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+
+
+def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str) -> Dict:
     """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_log_probs`` (the
     teacher's ``top_k`` labels) from the store in ``hparams['teacher_store']``, dumping it first
-    if it is absent or partial: ``teacher_store_top_k`` labels per frame (at most all), in shards of
-    ``teacher_store_shard_size`` utterances split across DDP processes.
+    on ``device`` if it is absent or partial: ``teacher_store_top_k`` labels per frame (at most
+    all), in shards of ``teacher_store_shard_size`` utterances split across DDP processes.
 
-    An existing store written with other settings is refused, never overwritten. Returns the
-    store's metadata summary (bytes per frame, teacher confidence).
+    An existing store written with other settings is refused, never overwritten; runs started
+    at once on one store take turns (:func:`store_lock`). Returns the store's metadata summary
+    (bytes per frame, teacher confidence).
     """
-    folder = Path(hparams["teacher_store"])
-    outputs = hparams["targets"].outputs()
-    # a store cannot keep more labels per frame than there are
-    store_top_k = min(hparams["teacher_store_top_k"], outputs["num_labels"])
-    expected = store_metadata(teacher, store_top_k, outputs)
-    if not (folder / METADATA_FILE).is_file():
-        with preserved_random_state():  # a resumed run skips the dump: draw the same numbers
-            dump_teacher_store(
-                teacher,
-                hparams["features"]["compute_features"],
-                dataset,
-                folder,
-                expected,
-                device=device,
-                utterances_per_shard=hparams["teacher_store_shard_size"],
-                batch_size=hparams["eval_dataloader_opts"].get("batch_size", 8),
-            )
-    store = TeacherStore(folder, expected, hparams["top_k"])
+    folder, expected = expected_store(teacher, hparams)
+    with store_lock(folder):
+        if not (folder / METADATA_FILE).is_file():
+            with preserved_random_state():  # a resumed run skips the dump: same numbers drawn
+                dump_teacher_store(
+                    teacher,
+                    hparams["features"]["compute_features"],
+                    dataset,
+                    folder,
+                    expected,
+                    device=device,
+                    utterances_per_shard=hparams["teacher_store_shard_size"],
+                    batch_size=hparams["eval_dataloader_opts"].get("batch_size", 8),
+                )
+        store = TeacherStore(folder, expected, hparams["top_k"])
     store.check_covers(dataset.data_ids)
     summary = {
         key: store.metadata[key]

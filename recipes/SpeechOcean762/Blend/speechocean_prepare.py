@@ -14,6 +14,7 @@ returns at once.
 """
 
 import csv
+import json
 import logging
 from pathlib import Path
 from typing import Dict, List
@@ -23,6 +24,7 @@ import torchaudio
 
 from blend_modules.alignment.aligner import SAMPLE_RATE as ALIGNER_RATE
 from blend_modules.alignment.senone_targets import prepare_senone_targets
+from blend_modules.data.atomic_files import write_atomically
 from blend_modules.data.audio import read_segment, write_flac
 from blend_modules.data.prepare_once import (
     finish_preparation,
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 CHILD_MAX_AGE = 12  # the corpus's children are 6-12 years old
 FIELDS = ["ID", "duration", "wav", "spk_id", "words", "age_group", "gender"]
+COPY_SOURCES_FILE = "sources.json"  # each downsampled copy's original: size and mtime
 
 
 def prepare_speechocean(
@@ -176,15 +179,24 @@ def write_manifest(path: Path, rows: List[Dict]) -> None:
 
 def downsampled(rows: List[Dict], save_folder: Path, sample_rate: int) -> List[Dict]:
     """Rows whose audio is a ``sample_rate`` copy in ``save_folder/wav8k`` (16-bit FLAC, written
-    atomically: a copy that exists is whole)."""
+    atomically: a copy that exists is whole). A copy is reused only while its original keeps
+    the size and modification time it was made from (``sources.json`` records them): audio
+    changed in place is copied again, never trained on stale."""
     folder = save_folder / f"wav{sample_rate // 1000}k"
     folder.mkdir(exist_ok=True)
+    sources_path = folder / COPY_SOURCES_FILE
+    sources = json.loads(sources_path.read_text()) if sources_path.is_file() else {}
     copies = []
     for row in rows:
         target = folder / f"{row['ID']}.flac"
-        if not target.is_file():
+        original = Path(row["wav"]).stat()
+        source = f"{original.st_size} {original.st_mtime_ns}"
+        if not target.is_file() or sources.get(row["ID"]) != source:
             samples = read_segment(row["wav"])
             resampled = torchaudio.functional.resample(samples, ALIGNER_RATE, sample_rate)
             write_flac(target, resampled.numpy(), sample_rate)
+            sources[row["ID"]] = source
         copies.append({**row, "wav": f"$data_root/{folder.name}/{target.name}"})
+    text = json.dumps(sources, indent=0, sort_keys=True).encode()
+    write_atomically(sources_path, lambda stream: stream.write(text))
     return copies

@@ -16,18 +16,22 @@ from blend_modules.training.experiment import (
     prepare_data,
     start_output_folder,
 )
-from blend_modules.training.teacher import load_blending_teacher
-from blend_modules.training.teacher_store import attach_teacher_store
+from blend_modules.training.teacher import check_teacher_preparation, load_blending_teacher
+from blend_modules.training.teacher_store import attach_teacher_store, check_teacher_store
 
 if __name__ == "__main__":
     experiment = load_hparams(sys.argv[1:])
     hparams = experiment.hparams
+    check_teacher_preparation(hparams)  # before preparing: never rewrite a teacher's data
     prepare_data(experiment)
     datasets = dataio_prepare(hparams)
 
     teacher, teacher_summary = load_blending_teacher(hparams)
+    offline = teacher is not None and hparams["teacher_mode"] == "offline"
+    if offline:
+        check_teacher_store(teacher, hparams)  # an unusable existing store: refused here
     start_output_folder(experiment)
-    if teacher is not None and hparams["teacher_mode"] == "offline":
+    if offline:
         store = attach_teacher_store(datasets["train"], teacher, hparams, experiment.device)
         teacher_summary.update(store)
         teacher = None
