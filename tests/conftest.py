@@ -6,12 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from blend_modules.data.hparams import load_hparams_file
+from blend_modules.data.frames import frame_counts
 from blend_modules.training.losses import (
     blend_loss,
     frame_cross_entropy,
     soft_targets,
+    teacher_confidence,
     teacher_topk,
 )
 
@@ -73,6 +76,19 @@ def trained_teacher(tiny_hparams):
 def teacher_overrides(root: Path) -> dict:
     """The tiny two-epoch teacher run's overrides."""
     return {**tiny_overrides(root / "prepared", root / "teacher"), "number_of_epochs": 2}
+
+
+def mean_teacher_confidence(teacher, dataset, features) -> tuple:
+    """The teacher's mean top-1 probability and entropy over every frame of ``dataset``, one
+    utterance at a time: what a store dump or an online epoch must report."""
+    sums = torch.zeros(3, dtype=torch.float64)
+    with torch.no_grad(), dataset.output_keys_as(["sig"]):
+        for item in dataset:
+            wav = item["sig"][None]
+            lengths = frame_counts(torch.ones(1), wav.shape[1], features)
+            logits = teacher(features["compute_features"](wav), lengths)
+            sums += torch.tensor([float(value) for value in teacher_confidence(logits, lengths)])
+    return (sums[0] / sums[2]).item(), (sums[1] / sums[2]).item()
 
 
 def frame_blend(student, labels, lengths, *args, **kwargs):

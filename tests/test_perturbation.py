@@ -68,13 +68,17 @@ def test_copies_train_on_soft_labels_only(perturbed, tmp_path):
     hard target, and the label priors come from the aligned originals alone."""
     hparams, manifest, _ = perturbed
     targets = hparams["targets"]
+    dataio_prepare(hparams)  # the originals alone: their label priors
+    original_priors = targets.decoder.label_log_priors.copy()
     targets.soft_only_unaligned = True
+    targets.decoder.label_log_priors = None
     try:
         train = dataio_prepare(dict(hparams, train_csv=str(manifest)))["train"]
         assert len(train) == 3 * 12
         for item in train:
             copy = item["id"].startswith("sp")
             assert bool((item["frame_labels"] == UNALIGNED).all()) == copy
+        assert np.array_equal(targets.decoder.label_log_priors, original_priors)
     finally:
         targets.soft_only_unaligned = False
     with pytest.raises(ValueError, match=r"utterance 'sp0.9-\S+' has no alignment"):
@@ -97,4 +101,7 @@ def test_blended_student_learns_from_the_copies(trained_teacher, perturbed, tmp_
     summary = json.loads((tmp_path / "blend" / "summary.json").read_text())
     metadata = json.loads((tmp_path / "store" / "metadata.json").read_text())
     assert len(metadata["utterances"]) == 36  # the teacher labelled the copies too
-    assert summary["history"][0]["train"]["soft_loss"] > 0
+    # ... and the student trained on them, with soft labels only
+    original_alignments = root / "prepared" / "train.ali"
+    kept = f"train: 24 of 36 utterances without alignment in {original_alignments} (soft labels"
+    assert kept in result.stdout and summary["history"][0]["train"]["soft_loss"] > 0

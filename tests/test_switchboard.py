@@ -313,6 +313,26 @@ def tiny_run_overrides(tree, results):
     }
 
 
+def test_dev_without_alignments_is_refused_naming_the_alignment_file(swbd_tree, tmp_path):
+    """s5c aligns train_nodup only: a dev of (almost) no aligned segments was left out
+    silently, and frame accuracy and the checkpoint choice rested on a handful of segments."""
+    overrides = tiny_run_overrides(swbd_tree, tmp_path / "results")
+    manifests = prepare(swbd_tree, tmp_path / "results" / "prepared_keep_noise")
+    alignments = kaldi_alignments(manifests, drop=manifests["train"][3]["ID"])
+    for row in manifests["dev"][1:]:  # one dev segment aligned, as if by chance
+        del alignments[row["ID"]]
+    write_alignments(tmp_path / "pdf_ali.txt", alignments)
+    overrides.update(alignments=tmp_path / "pdf_ali.txt", num_labels=NUM_PDFS)
+    args = [sys.executable, "train_teacher.py", str(small_yaml("blstm", tmp_path))]
+    args += [f"--{key}={value}" for key, value in overrides.items()]
+    result = subprocess.run(args, cwd=RECIPE, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    dev_size = len(manifests["dev"])
+    assert f"dev.csv: only 1 of its {dev_size} utterances have an alignment in " in result.stderr
+    assert f"{tmp_path / 'pdf_ali.txt'}: valid frame accuracy" in result.stderr
+    assert not (tmp_path / "results" / "blstm").exists()
+
+
 def test_hybrid_recipe_end_to_end(swbd_tree, tmp_path):
     """Teacher, offline store and blended student for one epoch each on Kaldi-style
     alignments (one unaligned segment, snip-edges frame counts), then the Kaldi export."""
@@ -330,7 +350,8 @@ def test_hybrid_recipe_end_to_end(swbd_tree, tmp_path):
     run_recipe("train_blend.py", blend_yaml, {**overrides, "top_k": 3, "precision": "bf16"})
     student = tmp_path / "results" / "cnn_blend" / "1986"
     summary = json.loads((student / "summary.json").read_text())
-    assert summary["history"][0]["train"]["soft_loss"] > 0 and 0 <= summary["valid_frame_acc"] <= 1
+    assert summary["history"][0]["train"]["soft_loss"] > 0
+    assert summary["valid_frame_acc"] == summary["history"][0]["valid"]["frame_acc"]  # 1 epoch
     store = json.loads(
         next((tmp_path / "results" / "blstm" / "1986").glob("store_*/metadata.json")).read_text()
     )
