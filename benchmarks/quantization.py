@@ -23,7 +23,7 @@ import torch
 
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.deploy.onnx_export import ONNX_FILE, LogPosteriors
-from blend_modules.training.experiment import load_hparams
+from blend_modules.experiment import load_hparams
 from blend_modules.training.teacher import load_teacher
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from blend_modules.data.datasets import dataio_prepare
-from blend_modules.training.experiment import load_hparams
+from blend_modules.experiment import load_hparams
 from blend_modules.training.teacher import load_teacher
 from blend_modules.training.teacher_store import dump_teacher_store, store_metadata
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from blend_modules.data.hparams import load_hparams_file
 from blend_modules.data.frames import frame_counts
+from blend_modules.data.hparams import load_hparams_file
 from blend_modules.training.losses import (
     blend_loss,
     frame_cross_entropy,

@@ -16,7 +16,7 @@ from blend_modules.data.audio import read_segment
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.data.hparams import load_hparams_file
 from blend_modules.data.manifests import check_manifest, segment_lengths
-from blend_modules.data.targets import FrameTargets
+from blend_modules.targets.frame import FrameTargets
 
 HOP = 80  # 10 ms at 8 kHz
 

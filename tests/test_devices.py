@@ -9,8 +9,8 @@ import pytest
 import speechbrain as sb
 from conftest import RECIPE, REPO, run_recipe, tiny_overrides
 
+from blend_modules.experiment import load_hparams
 from blend_modules.training import devices
-from blend_modules.training.experiment import load_hparams
 
 # oneDNN limited to AVX2, as on a CPU without AVX-512: its bf16 LSTM cannot be created there
 AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2"}

@@ -23,6 +23,7 @@ alignments:
     train: !PLACEHOLDER
     valid: !PLACEHOLDER
     test: !PLACEHOLDER
+label_inventory: null
 decoder: null
 """
 

@@ -14,7 +14,7 @@ from blend_modules.data.alignments import read_alignments
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.data.frames import num_frames
 from blend_modules.data.perturbation import copy_id, speed_perturb, stretched
-from blend_modules.data.targets import UNALIGNED
+from blend_modules.targets.frame import UNALIGNED
 
 HOP = 80  # 10 ms at 8 kHz
 

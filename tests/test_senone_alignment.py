@@ -27,10 +27,10 @@ from blend_modules.alignment.aligner import (
 )
 from blend_modules.alignment.labels import CI_STATES, read_labels
 from blend_modules.alignment.lexicon import read_lexicon
-from blend_modules.alignment.teacher_alignment import realign_training_set
 from blend_modules.data.alignments import match_length, read_alignments, write_alignments
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.data.hparams import load_hparams_file
+from blend_modules.targets.teacher_alignment import realign_training_set
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from blend_modules.alignment.aligner import SenoneAligner
 from blend_modules.alignment.labels import CI_STATES
 from blend_modules.alignment.lexicon import CMU_PHONES, normalize_words, read_lexicon
 from blend_modules.alignment.mdef import WORD_POSITIONS, Triphones, read_mdef
-from blend_modules.alignment.teacher_alignment import TranscriptGraphs
 from blend_modules.data.alignments import read_alignments
 from blend_modules.hybrid.decoder import WordDecoder, decode
 from blend_modules.hybrid.hmm_graphs import self_loop_probabilities
@@ -35,6 +34,7 @@ from blend_modules.hybrid.language_model import (
     read_arpa,
 )
 from blend_modules.hybrid.senone_graph import default_dictionary_path, senone_graph
+from blend_modules.targets.teacher_alignment import TranscriptGraphs
 
 LEXICON = EMBEDDED / "resource" / "lexicon.txt"
 

@@ -14,7 +14,7 @@ from speechbrain.dataio.batch import PaddedBatch
 import blend_modules.training.teacher_store
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.data.frames import frame_counts
-from blend_modules.data.targets import FrameTargets
+from blend_modules.targets.frame import FrameTargets
 from blend_modules.training.losses import soft_targets
 from blend_modules.training.teacher import Teacher, load_teacher
 from blend_modules.training.teacher_store import (

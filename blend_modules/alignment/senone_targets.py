@@ -14,7 +14,7 @@ the senone of its state. :func:`prepare_senone_targets` runs the stage in two st
    inventory than the 5,126 senones (which a small corpus cannot train): the ``senones_kept``
    senones with the most training frames keep a label of their own, every other senone backs
    off to its context-independent state (base phone + state position). It writes Kaldi text
-   alignments (what :class:`blend_modules.data.targets.FrameTargets` reads), ``labels.txt``
+   alignments (what :class:`blend_modules.targets.frame.FrameTargets` reads), ``labels.txt``
    (label id, name, the senone ids it stands for: the decoder's map back to the aligner's
    senones) and statistics.
 

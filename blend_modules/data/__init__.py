@@ -1,2 +1,3 @@
-"""Data: manifests and audio, frame bookkeeping, Kaldi alignments, the targets a model learns
-(frames or CTC units) and their metrics, hparams loading, and preparation that runs once."""
+"""Data, the bottom of the package (it imports no other subpackage): manifests and audio, frame
+bookkeeping, Kaldi alignments, datasets and batching, speed perturbation, hparams loading,
+atomic files and preparation that runs once."""

@@ -7,7 +7,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-
 UMASK = os.umask(0o022)  # read (and put back) once: files get the permissions open() gives
 os.umask(UMASK)
 

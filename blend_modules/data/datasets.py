@@ -4,7 +4,7 @@ training loader's batching (dynamic batches by duration where the YAML asks for 
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Dict, List, NamedTuple, Optional, Set
 
 import speechbrain as sb
 import torch
@@ -21,6 +21,13 @@ from blend_modules.data.manifests import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class DatasetItems(NamedTuple):
+    """What targets add to a dataset: its output keys, and the utterances they can train on."""
+
+    keys: List[str]
+    utterances: Set[str]
 
 
 def train_loader_kwargs(dataset, hparams: Dict) -> Dict:

@@ -137,7 +137,7 @@ class WordDecoder:
         Where ``graph.fst``, ``words.txt`` and ``graph_options.json`` are kept.
     acoustic_scales : sequence of float
         The grid the acoustic scale is chosen from, on valid
-        (``training.experiment.test_and_summarize``).
+        (``blend_modules.experiment.test_and_summarize``).
     word_insertion_penalties : sequence of float
         The grid of word insertion penalties (a cost added to every word the graph outputs,
         on the graph's scale, as ``lattice-add-penalty``) chosen with the acoustic scale.

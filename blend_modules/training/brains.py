@@ -1,7 +1,7 @@
 """SpeechBrain ``Brain`` subclasses: the teacher's (hard targets) and the student's (blended).
 
 Both expect the hparams keys ``features`` (with ``compute_features``), ``targets`` (see
-:mod:`blend_modules.data.targets`), ``modules`` (``model`` and ``normalize``), ``lr_annealing``,
+:mod:`blend_modules.targets`), ``modules`` (``model`` and ``normalize``), ``lr_annealing``,
 ``train_logger`` and ``checkpointer``; batches carry ``sig`` and the targets' items. Best
 checkpoints are chosen on the targets' valid error (frame error, or WER).
 """

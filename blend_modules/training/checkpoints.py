@@ -24,6 +24,11 @@ logger = logging.getLogger(__name__)
 COMPLETE_MARKER = "COMPLETE"
 
 
+# a run folder's files beside its checkpoints: the summary (written last: the run is done) and
+# what its targets' outputs were when it started (a teacher is checked against them)
+SUMMARY_FILE, OUTPUTS_FILE = "summary.json", "outputs.json"
+
+
 DISK_NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken for a full disk
 
 

@@ -19,8 +19,12 @@ from torch import nn
 from blend_modules.data.frames import relative_lengths
 from blend_modules.models.ensemble import PosteriorAverage
 from blend_modules.training.blend_options import check_blend_options
-from blend_modules.training.checkpoints import CompleteCheckpointer, preserved_random_state
-from blend_modules.training.experiment import OUTPUTS_FILE, SUMMARY_FILE
+from blend_modules.training.checkpoints import (
+    OUTPUTS_FILE,
+    SUMMARY_FILE,
+    CompleteCheckpointer,
+    preserved_random_state,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -8,15 +8,15 @@ scored and decoded as each of them is. Trains nothing. Run after both trained:
 import sys
 
 from blend_modules.data.datasets import dataio_prepare
-from blend_modules.models.ensemble import PosteriorAverage
-from blend_modules.training.brains import EnsembleBrain
-from blend_modules.training.experiment import (
+from blend_modules.experiment import (
     load_hparams,
     prepare_data,
     start_output_folder,
     test_and_summarize,
     write_summary,
 )
+from blend_modules.models.ensemble import PosteriorAverage
+from blend_modules.training.brains import EnsembleBrain
 from blend_modules.training.teacher import load_ensemble_members
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ See blend_modules.deploy.onnx_export for the exported graph's inputs and outputs
 import sys
 
 from blend_modules.deploy.onnx_export import export_run
-from blend_modules.training.experiment import load_hparams
+from blend_modules.experiment import load_hparams
 
 if __name__ == "__main__":
     export_run(load_hparams(sys.argv[1:]).hparams)

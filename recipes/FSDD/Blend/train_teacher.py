@@ -14,13 +14,13 @@ hparams/corpus.yaml (README).
 import sys
 
 from blend_modules.data.datasets import dataio_prepare, train_loader_kwargs
-from blend_modules.training.brains import TeacherBrain
-from blend_modules.training.experiment import (
+from blend_modules.experiment import (
     finish_training,
     load_hparams,
     prepare_data,
     start_output_folder,
 )
+from blend_modules.training.brains import TeacherBrain
 
 if __name__ == "__main__":
     # The YAML and the command line's --key=value overrides (under torchrun: the DDP group)

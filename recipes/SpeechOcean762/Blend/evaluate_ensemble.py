@@ -7,15 +7,15 @@ the simple ensemble blending is compared with (after both trained):
 import sys
 
 from blend_modules.data.datasets import dataio_prepare
-from blend_modules.models.ensemble import PosteriorAverage
-from blend_modules.training.brains import EnsembleBrain
-from blend_modules.training.experiment import (
+from blend_modules.experiment import (
     load_hparams,
     prepare_data,
     start_output_folder,
     test_and_summarize,
     write_summary,
 )
+from blend_modules.models.ensemble import PosteriorAverage
+from blend_modules.training.brains import EnsembleBrain
 from blend_modules.training.teacher import load_ensemble_members
 
 if __name__ == "__main__":

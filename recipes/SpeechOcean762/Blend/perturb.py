@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from blend_modules.data.perturbation import speed_perturb
-from blend_modules.training.experiment import load_hparams, prepare_data
+from blend_modules.experiment import load_hparams, prepare_data
 
 FACTORS = (0.9, 1.1)  # Kaldi's speed perturbation
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """speechocean762: realign the training set with a trained frame-target model, as Kaldi's
-``steps/nnet/align.sh`` does (blend_modules/alignment/teacher_alignment.py), to retrain on the
+``steps/nnet/align.sh`` does (blend_modules/targets/teacher_alignment.py), to retrain on the
 realigned targets:
     python realign.py hparams/cnn_blend.yaml [--key=value ...]  # teacher_folder: the aligner
 writes ``<prepared_folder>/realigned/<model>_<seed>/train.ali`` and ``realign.json``; then
@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from blend_modules.alignment.teacher_alignment import realign_training_set
 from blend_modules.data.datasets import dataio_prepare
-from blend_modules.training.experiment import load_hparams, prepare_data
+from blend_modules.experiment import load_hparams, prepare_data
+from blend_modules.targets.teacher_alignment import realign_training_set
 from blend_modules.training.teacher import load_teacher
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ The same flow as every recipe's (recipes/FSDD/Blend/train_blend.py explains each
 import sys
 
 from blend_modules.data.datasets import dataio_prepare, train_loader_kwargs
-from blend_modules.training.brains import StudentBrain
-from blend_modules.training.experiment import (
+from blend_modules.experiment import (
     finish_training,
     load_hparams,
     prepare_data,
     start_output_folder,
 )
+from blend_modules.training.brains import StudentBrain
 from blend_modules.training.teacher import check_teacher_preparation, load_blending_teacher
 from blend_modules.training.teacher_store import attach_teacher_store, check_teacher_store
 

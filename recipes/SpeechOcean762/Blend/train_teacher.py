@@ -9,13 +9,13 @@ The same flow as every recipe's (recipes/FSDD/Blend/train_teacher.py explains ea
 import sys
 
 from blend_modules.data.datasets import dataio_prepare, train_loader_kwargs
-from blend_modules.training.brains import TeacherBrain
-from blend_modules.training.experiment import (
+from blend_modules.experiment import (
     finish_training,
     load_hparams,
     prepare_data,
     start_output_folder,
 )
+from blend_modules.training.brains import TeacherBrain
 
 if __name__ == "__main__":
     experiment = load_hparams(sys.argv[1:])

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from loglike_exports import read_exported
 
+from blend_modules.experiment import load_hparams
 from blend_modules.hybrid.decoder import WordDecoder
 from blend_modules.hybrid.kaldi_output import write_ctm, write_text
 from blend_modules.hybrid.scoring import HybridWordErrors, fix_acoustic_scale
-from blend_modules.training.experiment import load_hparams
 
 logger = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from blend_modules.data.alignments import read_alignments
 from blend_modules.data.manifests import check_manifest
+from blend_modules.experiment import load_hparams
 from blend_modules.hybrid.kaldi_output import export_loglikes, write_counts
 from blend_modules.hybrid.priors import label_counts, log_priors
-from blend_modules.training.experiment import load_hparams
 from blend_modules.training.teacher import load_teacher
 
 logger = logging.getLogger(__name__)

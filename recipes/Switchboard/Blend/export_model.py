@@ -7,7 +7,7 @@ each checked against PyTorch with onnxruntime. Run with the command line the mod
 import sys
 
 from blend_modules.deploy.onnx_export import export_run
-from blend_modules.training.experiment import load_hparams
+from blend_modules.experiment import load_hparams
 
 if __name__ == "__main__":
     export_run(load_hparams(sys.argv[1:]).hparams)

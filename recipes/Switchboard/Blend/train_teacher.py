@@ -9,13 +9,13 @@ See README for the data paths every run needs; the flow is every recipe's
 import sys
 
 from blend_modules.data.datasets import dataio_prepare, train_loader_kwargs
-from blend_modules.training.brains import TeacherBrain
-from blend_modules.training.experiment import (
+from blend_modules.experiment import (
     finish_training,
     load_hparams,
     prepare_data,
     start_output_folder,
 )
+from blend_modules.training.brains import TeacherBrain
 
 if __name__ == "__main__":
     experiment = load_hparams(sys.argv[1:])

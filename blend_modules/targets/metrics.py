@@ -6,7 +6,7 @@ import csv
 import logging
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from speechbrain.utils.metric_stats import ErrorRateStats
@@ -14,9 +14,6 @@ from speechbrain.utils.metric_stats import ErrorRateStats
 from blend_modules.data.datasets import batch_groups
 from blend_modules.data.frames import frame_mask
 from blend_modules.hybrid.scoring import HybridWordErrors
-
-if TYPE_CHECKING:  # the targets own their metrics: no import at run time
-    from blend_modules.data.targets import CTCTargets
 
 logger = logging.getLogger(__name__)
 
@@ -93,20 +90,26 @@ class FrameAccuracy:
 
 
 class WordErrorRates:
-    """WER and CER with SpeechBrain's ``ErrorRateStats``; with ``group_by`` (a manifest column)
-    also the WER per value of it, as ``WER_<value>``."""
+    """WER and CER with SpeechBrain's ``ErrorRateStats`` of the words ``decode(logits,
+    lengths)`` gives, both sides through ``scoring_filter``; with ``group_by`` (a manifest
+    column) also the WER per value of it, as ``WER_<value>``."""
 
-    def __init__(self, targets: "CTCTargets", search: Callable = None, group_by: str = None):
-        self.targets, self.search, self.group_by = targets, search, group_by
+    def __init__(
+        self,
+        decode: Callable[[torch.Tensor, torch.Tensor], List[List[str]]],
+        scoring_filter: Callable[[List[str]], List[str]] = None,
+        group_by: str = None,
+    ):
+        self.decode, self.scoring_filter, self.group_by = decode, scoring_filter, group_by
         self.wer, self.cer = ErrorRateStats(), ErrorRateStats(split_tokens=True)
         self.wer_by_group = defaultdict(ErrorRateStats)
 
     def append(self, logits: torch.Tensor, batch, lengths: torch.Tensor) -> None:
-        hypotheses = self.targets.decode(logits.detach(), lengths, self.search)
+        hypotheses = self.decode(logits.detach(), lengths)
         references = [words.split() for words in batch.words]
-        if self.targets.scoring_filter is not None:
-            hypotheses = [self.targets.scoring_filter(words) for words in hypotheses]
-            references = [self.targets.scoring_filter(words) for words in references]
+        if self.scoring_filter is not None:
+            hypotheses = [self.scoring_filter(words) for words in hypotheses]
+            references = [self.scoring_filter(words) for words in references]
         self.wer.append(batch.id, hypotheses, references)
         self.cer.append(batch.id, hypotheses, references)
         if self.group_by:

@@ -22,14 +22,11 @@ from blend_modules.data.atomic_files import write_atomically
 from blend_modules.data.hparams import load_hparams_file, write_resolved_hparams
 from blend_modules.deploy.inference import write_inference_folder
 from blend_modules.hybrid.scoring import fix_acoustic_scale
+from blend_modules.training.checkpoints import OUTPUTS_FILE, SUMMARY_FILE
 from blend_modules.training.devices import check_precisions, run_device
 
 logger = logging.getLogger(__name__)
 
-SUMMARY_FILE = "summary.json"
-
-
-OUTPUTS_FILE = "outputs.json"
 
 
 class Experiment(NamedTuple):
