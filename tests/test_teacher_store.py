@@ -18,7 +18,6 @@ from blend_modules.targets.frame import FrameTargets
 from blend_modules.training.losses import soft_targets
 from blend_modules.training.teacher import Teacher, load_teacher
 from blend_modules.training.teacher_store import (
-    LOCK_FILE,
     TeacherStore,
     attach_teacher_store,
     dump_teacher_store,
@@ -44,8 +43,7 @@ def setup(tiny_hparams, trained_teacher, tmp_path_factory):
 
 
 def store_stamps(folder):
-    """Modification times of a store's files (its lock file is rewritten by every run)."""
-    return {path: path.stat().st_mtime_ns for path in folder.iterdir() if path.name != LOCK_FILE}
+    return {path: path.stat().st_mtime_ns for path in folder.iterdir()}
 
 
 def make_batch(dataset, indices):

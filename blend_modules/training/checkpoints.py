@@ -47,12 +47,13 @@ class CompleteCheckpointer(Checkpointer):
     """
 
     def __init__(self, checkpoints_dir, *args, **kwargs):
-        folder = Path(checkpoints_dir).absolute()
-        created = [path for path in (folder, *folder.parents) if not path.exists()]
-        super().__init__(checkpoints_dir, *args, **kwargs)
-        if if_main_process():
-            for path in created:  # just created, empty: the deepest first
-                path.rmdir()
+        # SpeechBrain makes its folder at once: given a folder that exists, it makes none, and
+        # the first save makes ours (creating it and then removing it raced under DDP: one
+        # process removed the folder while another was still making it)
+        folder = Path(checkpoints_dir)
+        existing = next(path for path in (folder, *folder.absolute().parents) if path.exists())
+        super().__init__(existing, *args, **kwargs)
+        self.checkpoints_dir = folder
         self.reported = set()
 
     def save_checkpoint(self, *args, **kwargs):

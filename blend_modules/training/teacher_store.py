@@ -42,9 +42,6 @@ METADATA_FILE = "metadata.json"
 PLAN_FILE = "dump_plan.json"
 
 
-LOCK_FILE = "store.lock"
-
-
 STORE_FORMAT = 3
 
 
@@ -371,32 +368,26 @@ def check_teacher_store(teacher: Teacher, hparams: Dict) -> None:
 
 @contextmanager
 def store_lock(folder: Path):
-    """Hold ``folder``'s lock file (``flock``, released by the kernel if its holder dies) for
-    the block, on the main process; the other DDP processes wait at a barrier until it holds
-    it. A second run dumping the same store at once waits for the first, then reads its store,
-    instead of writing the same files."""
-    lock = None
+    """Hold a lock on the store folder itself (``flock`` on the directory: no file added, and
+    the kernel frees it if its holder dies) for the block, on the main process; the other DDP
+    processes wait at a barrier until it holds it. A second run dumping the same store at once
+    waits for the first, then reads its store, instead of writing the same files."""
+    descriptor = None
     if if_main_process():
         folder.mkdir(parents=True, exist_ok=True)
-        lock = open(folder / LOCK_FILE, "a+")
+        descriptor = os.open(folder, os.O_RDONLY)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            logger.info("Teacher store %s is in use by PID %s: waiting for it.", folder, holder)
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
+            logger.info("Teacher store %s is in use by another run: waiting for it.", folder)
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
     ddp_barrier()
     try:
         yield
     finally:
-        if lock is not None:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            lock.close()
+        if descriptor is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            os.close(descriptor)
 
 
 def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str) -> Dict:
