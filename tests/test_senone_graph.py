@@ -356,7 +356,7 @@ def test_training_utterance_with_a_word_without_pronunciation_is_left_out(
     _, words, extra = senone_graph(
         speechocean_prepared / "labels.txt", LEXICON, manifest, vocabulary="train"
     )
-    assert f"1 utterance(s) left out of the language model's text" in caplog.text
+    assert "1 utterance(s) left out of the language model's text" in caplog.text
     assert f"'{first[0]}' ['Zorblaxian']" in caplog.text  # the manifest's spelling
     assert json.loads(extra["lm.json"])["train_utterances_left_out"] == 1
     others = {w for utt, ws in reference_words(manifest).items() if utt != first[0] for w in ws}
