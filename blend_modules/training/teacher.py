@@ -7,6 +7,7 @@ and ``normalizer``. Any architecture declared that way can teach; the student's 
 no change. A teacher runs online (in each training step) or is dumped once to a top-k store
 (:mod:`blend_modules.training.teacher_store`)."""
 
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -126,12 +127,20 @@ def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Tea
 
 
 def preparation(hparams: Dict) -> Dict:
-    """A YAML's corpus preparation: its ``prepare`` callable and arguments (None if none)."""
+    """A YAML's corpus preparation: its ``prepare`` callable and every argument, defaults
+    included (a teacher's YAML written before an argument existed prepared with its default),
+    or None without one."""
     prepare = hparams.get("prepare")
     if prepare is None:
         return None
     function = getattr(prepare, "func", prepare)
-    arguments = getattr(prepare, "keywords", {})
+    arguments = dict(getattr(prepare, "keywords", {}))
+    try:
+        bound = inspect.signature(function).bind_partial(**arguments)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+    except (TypeError, ValueError):  # no signature to read: the arguments as given
+        pass
     return {"callable": f"{function.__module__}.{function.__qualname__}", **arguments}
 
 
