@@ -178,7 +178,7 @@ def test_and_summarize(
             evaluated = {k: v for k, v in evaluated.items() if "WER" in k or k in chosen}
         valid_stats = {**(valid_stats or {}), **evaluated}
         if decoder is not None:
-            fix_acoustic_scale(decoder, valid_stats)
+            valid_stats.update(fix_acoustic_scale(decoder, valid_stats))
     start = time.perf_counter()
     test_stats = brain.evaluate_test_sets(datasets["test"], **evaluate_options)
     test_seconds = time.perf_counter() - start  # network, data and (hybrid) decoding

@@ -16,7 +16,7 @@ from blend_modules.hybrid.decoder import WordDecoder, decode, with_word_penalty
 from blend_modules.hybrid.graph_cache import build_cached_graph
 from blend_modules.hybrid.hmm_graphs import self_loop_probabilities, transition_costs
 from blend_modules.hybrid.priors import DISABLED_LOG_PRIOR, log_priors, pseudo_log_likelihoods
-from blend_modules.hybrid.scoring import HybridWordErrors
+from blend_modules.hybrid.scoring import HybridWordErrors, fix_acoustic_scale
 
 NUM_LABELS = len(label_names())
 
@@ -231,3 +231,28 @@ def test_valid_decoded_every_epoch_only_when_asked(tiny_hparams):
         RECIPE / "hparams" / "cnn.yaml", {**overrides, "targets": {"valid_wer_every_epoch": True}}
     )["targets"]
     assert asked.valid_wer_every_epoch and asked.metrics(Stage.VALID).words is not None
+
+
+@pytest.mark.parametrize(
+    "scales, penalties, chosen, expected",
+    [
+        ([0.05, 0.1, 0.2], [0.0], (0.1, 0.0), (False, False)),  # interior; one penalty: untuned
+        ([0.05, 0.1, 0.2], [0.0, 1.0], (0.05, 1.0), (True, True)),  # both cut off by the grid
+        ([0.05, 0.1, 0.2], [0.0, 0.5, 1.0], (0.2, 0.5), (True, False)),
+        ([0.1], [0.0], (0.1, 0.0), (False, False)),  # a grid of one value is not searched
+    ],
+)
+def test_a_choice_on_the_grid_edge_is_flagged_for_the_summary(
+    tmp_path, caplog, scales, penalties, chosen, expected
+):
+    decoder = WordDecoder(
+        digit_graph, tmp_path / "graph", acoustic_scales=scales, word_insertion_penalties=penalties
+    )
+    valid = {"acoustic_scale": chosen[0], "word_insertion_penalty": chosen[1]}
+    flags = fix_acoustic_scale(decoder, valid)
+    assert flags == {
+        "acoustic_scale_at_grid_edge": expected[0],
+        "word_insertion_penalty_at_grid_edge": expected[1],
+    }
+    assert (decoder.acoustic_scale, decoder.word_insertion_penalty) == chosen
+    assert ("is at the edge of the grid" in caplog.text) == any(expected)

@@ -181,6 +181,8 @@ def test_frame_run_reports_words_and_transcribes_a_wav(trained_teacher, tmp_path
     }
     assert sorted(grid) == [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]
     assert summary["valid_acoustic_scale"] == min(grid, key=grid.get)
+    on_edge = summary["valid_acoustic_scale"] in (min(grid), max(grid))
+    assert summary["valid_acoustic_scale_at_grid_edge"] == on_edge
     assert summary["test_acoustic_scale"] == summary["valid_acoustic_scale"]
     assert summary["valid_WER"] == min(grid.values())
     # the reported test WER is the one of the word alignments written beside it

@@ -41,6 +41,25 @@ def test_frame_runs_with_words_and_groups(tmp_path):
     assert "cnn_blend - cnn, test WER over seeds [1, 2]: -5.00 ± 0.00 points" in table
 
 
+def test_a_wer_decoded_at_the_grid_edge_is_marked(tmp_path):
+    for model, at_edge in (("blstm", True), ("cnn", False)):
+        write_summary(
+            tmp_path,
+            model,
+            1,
+            valid_frame_acc=0.5,
+            test_frame_acc=0.5,
+            valid_WER=70.0,
+            test_WER=60.0,
+            valid_acoustic_scale_at_grid_edge=at_edge,
+            valid_word_insertion_penalty_at_grid_edge=False,
+        )
+    table = results_table(tmp_path)
+    assert "| blstm | 1 | 1,000 | 50.00% | 50.00% | 70.00% (edge) | 60.00% (edge) | 10 |" in table
+    assert "| cnn | 1 | 1,000 | 50.00% | 50.00% | 70.00% | 60.00% | 10 |" in table
+    assert "(edge) decoded at an edge of the acoustic-scale or penalty grid" in table
+
+
 def test_ctc_runs(tmp_path):
     write_summary(tmp_path, "cnn_ctc", 1, valid_WER=30.0, test_WER=25.0, test_CER=12.5)
     header = results_table(tmp_path).splitlines()[0]

@@ -35,6 +35,17 @@ def percent(summary: Dict, column: str) -> float:
     return summary[column] if in_percent else 100 * summary[column]
 
 
+EDGE_MARK = "(edge)"
+
+
+def edge_mark(summary: Dict, column: str) -> str:
+    """A mark after a WER chosen at an edge of its decoding grid (the grid may have cut a
+    better setting off), else nothing."""
+    grid_edge = ("valid_acoustic_scale_at_grid_edge", "valid_word_insertion_penalty_at_grid_edge")
+    at_edge = any(summary.get(key) for key in grid_edge)
+    return f" {EDGE_MARK}" if at_edge and column.endswith("_WER") else ""
+
+
 def results_table(results_folder: str) -> str:
     """Markdown tables of the runs whose ``summary.json`` files lie in ``results_folder``."""
     summary_files = sorted(Path(results_folder).glob("*/*/summary.json"))
@@ -48,10 +59,12 @@ def results_table(results_folder: str) -> str:
         "|---|---|---|" + "---|" * len(columns) + "---|",
     ]
     for s in summaries:
-        values = " | ".join(f"{percent(s, column):.2f}%" for column in columns)
+        values = " | ".join(f"{percent(s, c):.2f}%{edge_mark(s, c)}" for c in columns)
         lines.append(
             f"| {s['model']} | {s['seed']} | {s['parameters']:,} | {values} | {s['train_time_s']:.0f} |"
         )
+    if any(edge_mark(s, "valid_WER") for s in summaries):
+        lines.append(f"\n{EDGE_MARK} decoded at an edge of the acoustic-scale or penalty grid")
     by_model = defaultdict(dict)
     for s in summaries:
         by_model[s["model"]][s["seed"]] = s

@@ -111,10 +111,12 @@ class HybridWordErrors:
                 self.best[None].write_stats(wer_file)
 
 
-def fix_acoustic_scale(decoder: WordDecoder, valid_stats: Dict) -> None:
+def fix_acoustic_scale(decoder: WordDecoder, valid_stats: Dict) -> Dict[str, bool]:
     """Fix the decoder's acoustic scale and word insertion penalty to those chosen on valid
-    (``valid_stats`` of a :class:`HybridWordErrors` over the grid); warn if the scale is at the
-    grid's edge."""
+    (``valid_stats`` of a :class:`HybridWordErrors` over the grid). Returns, for the summary,
+    whether each lies on an edge of a grid of several values (``acoustic_scale_at_grid_edge``,
+    ``word_insertion_penalty_at_grid_edge``): the grid may have cut the best setting off, and
+    a warning says so."""
     decoder.acoustic_scale = valid_stats["acoustic_scale"]
     decoder.word_insertion_penalty = valid_stats.get("word_insertion_penalty", 0.0)
     logger.info(
@@ -124,10 +126,19 @@ def fix_acoustic_scale(decoder: WordDecoder, valid_stats: Dict) -> None:
         decoder.acoustic_scales,
         decoder.word_insertion_penalties,
     )
-    if decoder.acoustic_scale in (min(decoder.acoustic_scales), max(decoder.acoustic_scales)):
-        logger.warning(
-            "The acoustic scale chosen on valid, %g, is at the edge of the grid %s: a wider "
-            "grid may decode better.",
-            decoder.acoustic_scale,
-            decoder.acoustic_scales,
-        )
+    at_edge = {}
+    penalties = decoder.word_insertion_penalties
+    for name, value, grid in (
+        ("acoustic_scale", decoder.acoustic_scale, decoder.acoustic_scales),
+        ("word_insertion_penalty", decoder.word_insertion_penalty, penalties),
+    ):
+        at_edge[f"{name}_at_grid_edge"] = len(grid) > 1 and value in (min(grid), max(grid))
+        if at_edge[f"{name}_at_grid_edge"]:
+            logger.warning(
+                "The %s chosen on valid, %g, is at the edge of the grid %s: a wider grid may "
+                "decode better.",
+                name.replace("_", " "),
+                value,
+                list(grid),
+            )
+    return at_edge

@@ -49,7 +49,7 @@ if __name__ == "__main__":
             errors.add(utt_id, loglikes, words)
         stats = errors.summarize()  # valid: at every scale of the grid; the others at the chosen
         if name == valid_name:
-            fix_acoustic_scale(decoder, stats)
+            stats.update(fix_acoustic_scale(decoder, stats))
         else:
             errors.write(kaldi_folder, name)
             write_text(kaldi_folder / name / "text", errors.hypotheses)
