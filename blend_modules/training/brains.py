@@ -78,16 +78,19 @@ class TeacherBrain(sb.Brain):
             )
         return features, wav_lens, self.frame_lengths(batch)
 
-    def model_logits(self, features, wav_lens, lengths):
-        """Normalise (updating global statistics while training) and run the model, which
-        takes the relative frame lengths (its outputs do not depend on the padding)."""
+    def model_logits(self, features, wav_lens, lengths, stage=None):
+        """Normalise (updating global statistics while training), mask training features if
+        the YAML asks (``spec_augment``: the ``augment`` block's ``masks``), and run the model,
+        which takes the relative frame lengths (its outputs do not depend on the padding)."""
         epoch = self.hparams.epoch_counter.current
         normalized = self.modules.normalize(features, wav_lens, epoch=epoch)
+        if stage == sb.Stage.TRAIN and getattr(self.hparams, "spec_augment", False):
+            normalized = self.hparams.augment["masks"](normalized)
         return self.modules.model(normalized, relative_lengths(lengths, normalized.shape[1]))
 
     def compute_forward(self, batch, stage):
         """Per-frame logits ``[batch, frames, labels]``."""
-        return self.model_logits(*self.compute_features(batch))
+        return self.model_logits(*self.compute_features(batch), stage)
 
     def frame_lengths(self, batch):
         """The number of real frames of each utterance of the batch."""
@@ -252,7 +255,7 @@ class StudentBrain(TeacherBrain):
         features, wav_lens, lengths = self.compute_features(batch)
         with torch.no_grad():
             teacher_logits = self.teacher(features, lengths)
-        return self.model_logits(features, wav_lens, lengths), teacher_logits
+        return self.model_logits(features, wav_lens, lengths, stage), teacher_logits
 
     def compute_objectives(self, predictions, batch, stage):
         """The blend loss on training batches, hard-label CE otherwise."""
