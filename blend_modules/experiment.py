@@ -28,7 +28,6 @@ from blend_modules.training.devices import check_precisions, run_device
 logger = logging.getLogger(__name__)
 
 
-
 class Experiment(NamedTuple):
     """A run as its command line gave it, with the device its Brain will use."""
 
