@@ -256,3 +256,69 @@ def test_a_choice_on_the_grid_edge_is_flagged_for_the_summary(
     }
     assert (decoder.acoustic_scale, decoder.word_insertion_penalty) == chosen
     assert ("is at the edge of the grid" in caplog.text) == any(expected)
+
+
+def test_the_grid_widens_past_an_edge_until_the_best_is_inside(tmp_path):
+    """At low scales the digit LM outweighs the acoustics; from a grid of [0.03, 0.1] (its best
+    on the upper edge, lower than inwards) the scale grid grows by its own factor (×3.33) until
+    valid's WER stops falling: the best scale is then inside the grid, every scale tried is
+    reported, and the summary's edge flag is off."""
+    decoder = WordDecoder(
+        digit_graph, tmp_path / "graph", acoustic_scales=[0.03, 0.1], grid_extensions=4
+    )
+    decoder.prepare(NUM_LABELS)
+    decoder.label_log_priors = log_priors(np.ones(NUM_LABELS))
+    rng = np.random.default_rng(3)
+    valid = HybridWordErrors(decoder)
+    for index, digits in enumerate(([1, 2], [3, 4, 5], [6], [7, 8, 9, 0])):
+        labels = digit_frames(digits, rng)
+        words = [DIGIT_WORDS[digit] for digit in digits]
+        valid.add(f"v{index}", noisy_log_posteriors(labels, rng, 6.0), words)
+    stats = valid.summarize()
+    grid = decoder.acoustic_scales
+    assert grid == [0.03, 0.1, 0.333]  # widened upwards once: 0.333 is no better, it stops
+    assert stats["acoustic_scale"] == 0.1  # inside now
+    assert stats["WER"] == 0.0 < stats["WER_at_scale_0.03"]
+    assert {f"WER_at_scale_{scale:g}" for scale in grid} <= stats.keys()
+    assert fix_acoustic_scale(decoder, stats)["acoustic_scale_at_grid_edge"] is False
+
+
+@pytest.mark.parametrize(
+    "extensions, best, expected_scales, expected_penalties",
+    [
+        (2, (0.05, 0.0), [0.0357, 0.05, 0.07, 0.1], [-0.5, 0.0, 0.5]),  # both low edges
+        (2, (0.1, 0.5), [0.05, 0.07, 0.1, 0.143], [0.0, 0.5, 1.0]),  # both high edges
+        (2, (0.07, 0.5), [0.05, 0.07, 0.1], [0.0, 0.5, 1.0]),  # the scale inside: unchanged
+        (0, (0.05, 0.0), [0.05, 0.07, 0.1], [0.0, 0.5]),  # no extensions: the grid as given
+    ],
+)
+def test_widening_steps_by_the_grids_own_factor_and_difference(
+    extensions, best, expected_scales, expected_penalties
+):
+    decoder = WordDecoder(
+        acoustic_scales=[0.05, 0.07, 0.1],
+        word_insertion_penalties=[0.0, 0.5],
+        grid_extensions=extensions,
+    )
+    def error_at(setting):  # the best is better than every other setting
+        return 0.0 if setting == best else 1.0
+
+    assert decoder.widen_grid(best, error_at) == bool(extensions)
+    assert decoder.acoustic_scales == expected_scales
+    assert decoder.word_insertion_penalties == expected_penalties
+
+
+def test_the_grid_gains_at_most_grid_extensions_values_past_an_edge():
+    """Later searches (valid decoded after every epoch) share the limit: the grid stops. A
+    best on an edge that is no better than its inward neighbour (flat) widens nothing."""
+    decoder = WordDecoder(acoustic_scales=[0.1, 0.2], grid_extensions=2)
+
+    def falling_towards(edge):
+        return lambda setting: 0.0 if setting == edge else 1.0
+
+    assert not decoder.widen_grid((0.1, 0.0), lambda setting: 1.0)  # flat
+    assert decoder.widen_grid((0.1, 0.0), falling_towards((0.1, 0.0)))
+    assert decoder.widen_grid((0.05, 0.0), falling_towards((0.05, 0.0)))
+    assert not decoder.widen_grid((0.025, 0.0), falling_towards((0.025, 0.0)))
+    assert decoder.acoustic_scales == [0.025, 0.05, 0.1, 0.2]
+    assert decoder.widen_grid((0.2, 0.0), falling_towards((0.2, 0.0)))  # that edge has its own

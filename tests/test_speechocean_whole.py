@@ -8,7 +8,12 @@ import shutil
 
 import pytest
 import soundfile as sf
+from conftest import REPO
 from speechocean_corpus import KALDI_FILES, SPEAKERS, prepare
+
+from blend_modules.data.hparams import check_override_types
+
+RECIPE = REPO / "recipes" / "SpeechOcean762" / "Blend"
 
 HALVES, SPLITS = ("train", "test"), ("train", "valid", "test")
 UNTRANSCRIBED = "09999"  # IDs of the fake untranscribed recordings: this + the speaker id
@@ -52,7 +57,7 @@ def test_test_speakers_from_a_list_the_rest_of_the_test_half_trains(upstream, tm
         upstream,
         folder,
         valid_speakers=1,
-        test_speakers=str(tmp_path / "test_speakers.txt"),
+        test_speaker_list=str(tmp_path / "test_speakers.txt"),
         test_half_trains=True,
     )
     speakers = {split: {row["spk_id"] for row in rows(folder / f"{split}.csv")} for split in SPLITS}
@@ -91,4 +96,20 @@ def test_a_listed_wav_that_is_missing_is_named(upstream, tmp_path):
 def test_a_bad_test_speaker_list_is_refused(upstream, tmp_path, listing, message):
     (tmp_path / "speakers.txt").write_text(listing)
     with pytest.raises(ValueError, match=message):
-        prepare(upstream, tmp_path / "prepared", test_speakers=str(tmp_path / "speakers.txt"))
+        prepare(upstream, tmp_path / "prepared", test_speaker_list=str(tmp_path / "speakers.txt"))
+
+
+def test_the_documented_5_hour_corpus_override_is_accepted():
+    """docs/SPEECHOCEAN762.md's 5-hour command (and run_5h_ablation.sh): the speaker list is a
+    key of its own, so the number of test speakers keeps its integer type check."""
+    corpus_yaml = RECIPE / "hparams" / "blstm.yaml"
+    documented = (
+        "{corpus: {data_folder: /data/so762, valid_speakers: 15, "
+        "test_speaker_list: hparams/test_speakers_2.9h.txt, test_half_trains: True}}"
+    )
+    check_override_types(corpus_yaml, documented)
+    assert "test_speaker_list: hparams/test_speakers_2.9h.txt" in (
+        RECIPE / "run_5h_ablation.sh"
+    ).read_text()
+    with pytest.raises(ValueError, match="corpus.test_speakers is an integer"):
+        check_override_types(corpus_yaml, "{corpus: {test_speakers: speakers.txt}}")

@@ -41,9 +41,10 @@ def train_loader_kwargs(dataset, hparams: Dict) -> Dict:
     generator = {"generator": torch.Generator().manual_seed(hparams["seed"])}
     if not hparams["dynamic_batching"]:
         return {**hparams["train_dataloader_opts"], **generator}
-    sampler = DynamicBatchSampler(
-        dataset, length_func=lambda item: item["duration"], **hparams["dynamic_batch_sampler"]
-    )
+    # seeded from the run's seed (SpeechBrain's default is one fixed seed), so that seeds differ
+    # in data order too; the Brain reshuffles it every epoch (TeacherBrain.make_dataloader)
+    options = {"seed": hparams["seed"], **hparams["dynamic_batch_sampler"]}
+    sampler = DynamicBatchSampler(dataset, length_func=lambda item: item["duration"], **options)
     # the sampler makes the batches; other options (num_workers, ...) still apply
     other_options = {
         key: value

@@ -143,6 +143,11 @@ class WordDecoder:
         on the graph's scale, as ``lattice-add-penalty``) chosen with the acoustic scale.
     beam, max_active : float, int
         Kaldi ``FasterDecoder`` pruning.
+    grid_extensions : int
+        How many values either grid may gain beyond each of its edges (:meth:`widen_grid`):
+        when the best setting on valid lies on an edge, the grid goes on past it by its own
+        step (a factor for the scale, a difference for the penalty) until the best is inside
+        it or this many values were added there. 0: the grids as given.
     """
 
     def __init__(
@@ -153,6 +158,7 @@ class WordDecoder:
         beam: float = 16.0,
         max_active: int = 7000,
         word_insertion_penalties: Sequence[float] = (0.0,),
+        grid_extensions: int = 0,
     ):
         self.build_graph, self.cache_folder = graph, cache_folder
         self.word_insertion_penalties = [float(penalty) for penalty in word_insertion_penalties]
@@ -160,6 +166,8 @@ class WordDecoder:
         self.penalised_graphs = {}  # penalty -> the graph with it on every word arc
         self.acoustic_scales = [float(scale) for scale in acoustic_scales]
         self.beam, self.max_active = beam, max_active
+        self.grid_extensions = grid_extensions
+        self.extensions_made = {}  # (grid, edge) -> values added there so far
         self.graph, self.words = None, None
         self.input_labels = None  # graph input label i + 1 -> model label (None: i)
         self.label_log_priors = None  # set from the training alignments (FrameTargets)
@@ -177,6 +185,35 @@ class WordDecoder:
                 f"label {largest - 1}, but the model has {num_labels} outputs: graph and labels do "
                 "not match."
             )
+
+    def widen_grid(
+        self, best: Tuple[float, float], error_at: Callable[[Tuple[float, float]], float]
+    ) -> bool:
+        """If the best ``(acoustic scale, penalty)`` found on valid lies on an edge of a grid of
+        several values, with an error (``error_at`` of a decoded setting) lower than at the
+        next value inwards (the error still falls towards the edge), and fewer than
+        ``grid_extensions`` values were added past that edge, add the next value past it: the
+        scale grid's outermost ratio (0.05 below 0.07, 0.1: 0.0357) or the penalty grid's
+        outermost difference. Returns whether a grid grew (its new settings are to be decoded)."""
+        widened = False
+        for axis, (name, geometric) in enumerate(
+            (("acoustic_scales", True), ("word_insertion_penalties", False))
+        ):
+            grid, value = sorted(getattr(self, name)), best[axis]
+            if len(grid) < 2 or value not in (grid[0], grid[-1]):
+                continue
+            edge = "low" if value == grid[0] else "high"
+            inner = grid[1] if edge == "low" else grid[-2]
+            neighbour = (inner, best[1]) if axis == 0 else (best[0], inner)
+            if self.extensions_made.get((name, edge), 0) >= self.grid_extensions:
+                continue
+            if not error_at(best) < error_at(neighbour):
+                continue  # flat towards the edge: nothing better lies past it
+            beyond = value * (value / inner) if geometric else value + (value - inner)
+            setattr(self, name, sorted([*grid, float(f"{beyond:.3g}")]))
+            self.extensions_made[(name, edge)] = self.extensions_made.get((name, edge), 0) + 1
+            widened = True
+        return widened
 
     def best_path(
         self, scores: np.ndarray, acoustic_scale: float = None, word_insertion_penalty: float = None

@@ -54,18 +54,28 @@ class HybridWordErrors:
 
     def summarize(self) -> Dict[str, float]:
         chosen = self.decoder.acoustic_scale
-        if chosen is None:  # the whole grid (valid); the first of equally good settings wins
-            settings = [
-                (scale, penalty)
-                for scale in self.decoder.acoustic_scales
-                for penalty in self.decoder.word_insertion_penalties
-            ]
-        else:
-            settings = [(chosen, self.decoder.word_insertion_penalty)]
-        start = time.perf_counter()
-        results = {setting: self.error_rates(*setting) for setting in settings}
+        start, results = time.perf_counter(), {}
+
+        def error_at(setting: Tuple[float, float]) -> float:
+            return results[setting][0][None].summarize("error_rate")
+
+        while True:
+            if chosen is None:  # the whole grid (valid); the first of equally good settings wins
+                settings = [
+                    (scale, penalty)
+                    for scale in self.decoder.acoustic_scales
+                    for penalty in self.decoder.word_insertion_penalties
+                ]
+            else:
+                settings = [(chosen, self.decoder.word_insertion_penalty)]
+            for setting in settings:
+                if setting not in results:
+                    results[setting] = self.error_rates(*setting)
+            best = min(settings, key=error_at)
+            if chosen is not None or not self.decoder.widen_grid(best, error_at):
+                break  # a chosen setting, or the best is inside the grid (or it may grow no more)
         seconds = time.perf_counter() - start
-        best = min(settings, key=lambda setting: results[setting][0][None].summarize("error_rate"))
+        settings = list(results)
         self.best, self.hypotheses = results[best]
         stats = {
             "WER": self.best[None].summarize("error_rate"),

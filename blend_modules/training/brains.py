@@ -3,7 +3,10 @@
 Both expect the hparams keys ``features`` (with ``compute_features``), ``targets`` (see
 :mod:`blend_modules.targets`), ``modules`` (``model`` and ``normalize``), ``lr_annealing``,
 ``train_logger`` and ``checkpointer``; batches carry ``sig`` and the targets' items. Best
-checkpoints are chosen on the targets' valid error (frame error, or WER).
+checkpoints are chosen on the targets' valid error (frame error, or WER). Optional keys:
+``spec_augment`` (with ``augment``), ``fixed_lr_schedule`` (with ``lr_schedule``, a
+:class:`blend_modules.training.schedules.WarmupCosineDecay`, instead of ``lr_annealing``'s
+NewBob) and ``test_breakdown``.
 """
 
 import json
@@ -152,6 +155,27 @@ class TeacherBrain(sb.Brain):
         self.nonfinite_in_a_row = 0
         return loss
 
+    def make_dataloader(self, dataset, stage, *args, **loader_kwargs):
+        """SpeechBrain's, also counting the training batches per epoch (for a fixed learning-rate
+        schedule) and, for a ``batch_sampler`` (``DynamicBatchSampler``), having the Brain call
+        its ``set_epoch`` before every epoch: without that it repeats the first epoch's batches
+        and order in every later one."""
+        loader = super().make_dataloader(dataset, stage, *args, **loader_kwargs)
+        if stage == sb.Stage.TRAIN:
+            self.train_batches = len(loader)
+            batch_sampler = loader_kwargs.get("batch_sampler")
+            if self.train_sampler is None and hasattr(batch_sampler, "set_epoch"):
+                self.train_sampler = batch_sampler  # under DDP SpeechBrain's wrapper is set
+        return loader
+
+    def on_fit_batch_start(self, batch, should_step):
+        """With ``fixed_lr_schedule``, set the learning rate of this step from the progress
+        through training (epochs done and this epoch's share of steps)."""
+        del batch, should_step
+        if getattr(self.hparams, "fixed_lr_schedule", False):
+            epochs_done = self.hparams.epoch_counter.current - 1
+            self.hparams.lr_schedule(self.optimizer, epochs_done + self.step / self.train_batches)
+
     def on_stage_start(self, stage, epoch=None):
         """Reset this stage's metrics (and start the epoch's clock)."""
         if stage == sb.Stage.TRAIN:
@@ -177,14 +201,18 @@ class TeacherBrain(sb.Brain):
         return stats
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Log, anneal the learning rate on valid loss, keep the best checkpoint on valid."""
+        """Log, anneal the learning rate on valid loss (unless the schedule is fixed), keep the
+        best checkpoint on valid."""
         stats = self.stage_stats(stage, stage_loss)
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
         if stage == sb.Stage.VALID:
-            old_lr, new_lr = self.hparams.lr_annealing(stats["loss"])
-            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            if getattr(self.hparams, "fixed_lr_schedule", False):
+                old_lr = self.optimizer.param_groups[0]["lr"]  # the epoch's last step's
+            else:
+                old_lr, new_lr = self.hparams.lr_annealing(stats["loss"])
+                sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
                 train_stats=self.train_stats,

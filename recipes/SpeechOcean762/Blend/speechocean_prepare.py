@@ -22,7 +22,7 @@ import json
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List, Optional
 
 import soundfile as sf
 import torchaudio
@@ -50,10 +50,11 @@ def prepare_speechocean(
     data_folder: str,
     save_folder: str,
     valid_speakers: int,
-    test_speakers: Union[int, str],
+    test_speakers: int,
     sample_rate: int = 16000,
     senones_kept: int = 500,
     test_half_trains: bool = False,
+    test_speaker_list: Optional[str] = None,
 ) -> None:
     """Write ``{train,valid,test}.csv``, ``{train,valid,test}.ali``, ``labels.txt``,
     ``senone_alignment.json`` and ``unlabelled.csv`` into ``save_folder``.
@@ -67,10 +68,9 @@ def prepare_speechocean(
     valid_speakers : int
         Speakers taken from the upstream train half for valid (stratified, see
         :func:`choose_speakers`).
-    test_speakers : int or str
-        Speakers taken from the upstream test half for test: a number (stratified), or a file
-        of speaker ids, one per line (e.g. ``hparams/test_speakers_2.9h.txt``: the 2.9-hour
-        copy's 40, so that results on the whole corpus compare with it).
+    test_speakers : int
+        Speakers taken from the upstream test half for test (stratified); unused with
+        ``test_speaker_list``.
     sample_rate : int
         Of the audio the models train on: 16000 (the files as they are), or 8000 (telephone
         band, like Switchboard: downsampled copies written to ``save_folder/wav8k``).
@@ -79,9 +79,13 @@ def prepare_speechocean(
         Senones with a label of their own; the rest back off to context-independent states.
     test_half_trains : bool
         The upstream test half's other speakers join training (the whole corpus's 5 hours).
+    test_speaker_list : str, optional
+        A file of speaker ids, one per line: exactly these speakers of the upstream test half
+        are test (e.g. ``hparams/test_speakers_2.9h.txt``: the 2.9-hour copy's 40, so that
+        results on the whole corpus compare with it).
     """
     data_folder, save_folder = Path(data_folder), Path(save_folder)
-    test_choice = read_speaker_list(test_speakers) if isinstance(test_speakers, str) else None
+    test_choice = read_speaker_list(test_speaker_list) if test_speaker_list else None
     options = {
         "data": folder_fingerprint(data_folder),
         "data_folder": str(data_folder.resolve()),  # the manifests point into it
@@ -101,7 +105,7 @@ def prepare_speechocean(
     if test_choice is None:
         test = choose_speakers(halves["test"], test_speakers, data_folder / "test")
     else:
-        test = listed_speakers(halves["test"], test_choice, test_speakers, data_folder / "test")
+        test = listed_speakers(halves["test"], test_choice, test_speaker_list, data_folder / "test")
     save_folder = start_preparation(save_folder)
     splits = {
         "train": [row for row in halves["train"] if row["spk_id"] not in valid],

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The 5-hour ablation of docs/SPEECHOCEAN762.md: each regulariser alone, one seed, for the BLSTM
+# teacher or the CNN (one model per invocation, so that two run side by side on two cores):
+#   bash run_5h_ablation.sh /path/to/speechocean762 teacher [condition ...]
+#   bash run_5h_ablation.sh /path/to/speechocean762 cnn [condition ...]
+# Without conditions, all of them in order. Resumable: rerun the same command after a stop; a
+# finished run (its summary.json) is skipped, an unfinished one resumes from its checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+SO=${1:?the whole speechocean762 corpus (upstream layout)}
+MODEL=${2:?teacher or cnn}
+shift 2
+CORPUS="--corpus={data_folder: $SO, valid_speakers: 15, test_speaker_list: hparams/test_speakers_2.9h.txt, test_half_trains: True}"
+COMMON=(--results_folder=results/5h_16k --sample_rate=16000 --number_of_epochs=12)
+PYTHON=${PYTHON:-python}
+
+case $MODEL in
+    teacher) SCRIPT=train_teacher.py YAML=hparams/blstm.yaml PREFIX=blstm
+        DROPOUT="--architecture={dropout: 0.4}" ;;
+    cnn) SCRIPT=train_blend.py YAML=hparams/cnn.yaml PREFIX=cnn
+        DROPOUT="--architecture={model: {dropout: 0.4}}" ;;
+    *) echo "unknown model '$MODEL': teacher or cnn" >&2; exit 2 ;;
+esac
+
+# condition -> its overrides (the baseline: the recipe as it is)
+declare -A OVERRIDES=(
+    [base]=""
+    [specaug]="--spec_augment=True"
+    [uttnorm]="--normalize={norm_type: sentence}"
+    [fixedlr]="--fixed_lr_schedule=True"
+    [dropout_wd]="$DROPOUT|--weight_decay=0.05"
+)
+CONDITIONS=("$@")
+[ ${#CONDITIONS[@]} -gt 0 ] || CONDITIONS=(base specaug uttnorm fixedlr dropout_wd)
+
+for condition in "${CONDITIONS[@]}"; do
+    [ -n "${OVERRIDES[$condition]+set}" ] || { echo "unknown condition '$condition'" >&2; exit 2; }
+    name=${PREFIX}_$condition
+    if [ -f "results/5h_16k/$name/1986/summary.json" ]; then
+        echo "$name: done"
+        continue
+    fi
+    IFS='|' read -r -a extra <<< "${OVERRIDES[$condition]}"
+    echo "$name: $PYTHON $SCRIPT $YAML ${extra[*]}"
+    "$PYTHON" "$SCRIPT" "$YAML" "$CORPUS" "${COMMON[@]}" --model_name="$name" "${extra[@]}"
+done
