@@ -117,8 +117,10 @@ def finish_training(
     """After ``brain.fit``: test the best checkpoint (lowest valid error of the targets: frame
     error or WER) with :func:`test_and_summarize`, write the inference folder and
     ``summary.json`` (main process), and leave the DDP process group. The summary also has the
-    training time (all epochs, also those of an interrupted earlier run), the best epoch and the
-    per-epoch history."""
+    training time (all epochs, also those of an interrupted earlier run), the best epoch, the
+    best model's fit of the training set in eval mode (``train_eval_frame_acc`` ...: the honest
+    train-valid gap; ``report_train_fit: False`` in the YAML skips it) and the per-epoch
+    history."""
     error_key = hparams["targets"].error_key
     history = list(brain.history.epochs)  # evaluate() reloads the best epoch's checkpoint
     best = brain.checkpointer.find_checkpoint(min_key=error_key)
@@ -127,13 +129,18 @@ def finish_training(
         "best_epoch": best.meta["epoch"],
     }
     best_valid = next(epoch["valid"] for epoch in history if epoch["epoch"] == best.meta["epoch"])
+    train_fit = {}
+    if hparams.get("report_train_fit", True):
+        brain.checkpointer.recover_if_possible(min_key=error_key)  # the model that is tested
+        fit = brain.evaluate_fit(datasets["train"], hparams["eval_dataloader_opts"])
+        train_fit = {f"train_eval_{key}": value for key, value in fit.items()}
     summary = test_and_summarize(
         brain,
         datasets,
         hparams,
         best_valid,
         training,
-        {"history": history, **(extra_summary or {})},
+        {**train_fit, "history": history, **(extra_summary or {})},
     )
     if sb.utils.distributed.if_main_process():
         if "inference_folder" in hparams:

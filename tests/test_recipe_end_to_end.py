@@ -15,8 +15,11 @@ from conftest import (
     teacher_overrides,
     tiny_overrides,
 )
+from speechbrain.core import Stage
+from speechbrain.dataio.batch import PaddedBatch
 
 from blend_modules.data.datasets import dataio_prepare
+from blend_modules.data.frames import frame_counts
 from blend_modules.data.hparams import load_hparams_file
 from blend_modules.deploy.inference import HybridASR
 from blend_modules.training.teacher import load_teacher
@@ -36,6 +39,33 @@ def check_run(output_folder: Path) -> dict:
 def test_teacher_run(trained_teacher):
     summary = check_run(trained_teacher)
     assert summary["model"] == "blstm"
+
+
+def test_summary_has_the_best_models_fit_of_its_training_set(trained_teacher):
+    """``train_eval_frame_acc``: the best checkpoint in eval mode on every training frame,
+    as the teacher loaded for blending scores them one utterance at a time; not training's
+    running accuracy (dropout on, weights moving)."""
+    summary = check_run(trained_teacher)
+    root = trained_teacher.parent
+    overrides = {
+        **tiny_overrides(root / "prepared", root / "fit"),
+        "teacher_folder": str(trained_teacher),
+    }
+    hparams = load_hparams_file(RECIPE / "hparams" / "cnn_blend.yaml", overrides)
+    teacher = load_teacher(trained_teacher, hparams["features"], hparams["targets"])
+    train = dataio_prepare(hparams)["train"]
+    metrics = hparams["targets"].metrics(Stage.TRAIN)
+    with torch.no_grad(), train.output_keys_as(["id", "sig", "frame_labels"]):
+        for item in train:
+            batch = PaddedBatch([item])
+            wav = batch.sig.data
+            lengths = frame_counts(torch.ones(1), wav.shape[1], hparams["features"])
+            logits = teacher(hparams["features"]["compute_features"](wav), lengths)
+            metrics.append(logits, batch, lengths)
+    fit = metrics.summarize()["frame_acc"]
+    assert summary["train_eval_frame_acc"] == pytest.approx(fit, abs=1e-3)
+    best_epoch = summary["history"][summary["best_epoch"] - 1]
+    assert summary["train_eval_frame_acc"] != best_epoch["train"]["frame_acc"]
 
 
 def test_rerun_of_finished_run_keeps_its_summary(trained_teacher):

@@ -249,6 +249,23 @@ class TeacherBrain(sb.Brain):
             self.evaluate(dataset, **evaluate_kwargs)
         return self.test_stats
 
+    def evaluate_fit(self, dataset, loader_kwargs: dict) -> dict:
+        """Hard loss and frame metrics (nothing decoded) of the model as it is, on ``dataset``
+        in eval mode: no dropout, no masks, fixed weights. On the training set this is how well
+        the model fits its own training data; the training stats logged during an epoch are
+        taken with dropout and masks on and the weights moving, which understates the fit of a
+        regularised model and so the gap to valid."""
+        loader = self.make_dataloader(dataset, sb.Stage.TEST, **loader_kwargs)
+        self.metrics = self.hparams.targets.metrics(sb.Stage.TRAIN)  # training's: no decoding
+        self.loss_terms = {"hard_loss": 0.0, "soft_loss": 0.0, "batches": 0}
+        self.modules.eval()
+        total, batches = 0.0, 0
+        with torch.no_grad():
+            for batch in loader:
+                total += float(self.evaluate_batch(batch, sb.Stage.VALID))  # hard loss only
+                batches += 1
+        return self.stage_stats(sb.Stage.VALID, total / max(batches, 1))
+
     def on_fit_start(self):
         """Checkpoint the per-epoch history and the random states with the model (before
         resuming from a checkpoint)."""
