@@ -33,10 +33,15 @@ def test_warmup_then_cosine_decay_to_the_final_fraction():
     assert schedule.lr_at(6.5) == pytest.approx(0.0001 + 0.0019 / 2)  # half-way: the mean
 
 
+def test_a_run_as_short_as_its_warm_up_only_warms_up():
+    schedule = WarmupCosineDecay(lr=1.0, epochs=1, warmup_epochs=1)  # e.g. a 1-epoch check
+    assert [schedule.lr_at(p) for p in (0.5, 1.0)] == [0.5, 1.0]
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"epochs": 3, "warmup_epochs": 3}, "warmup_epochs must be at least 0 and less than"),
+        ({"epochs": 3, "warmup_epochs": -1}, "warmup_epochs must be at least 0"),
         ({"epochs": 3, "final_lr_fraction": 1.5}, r"final_lr_fraction must lie in \[0, 1\]"),
     ],
 )

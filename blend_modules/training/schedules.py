@@ -23,7 +23,8 @@ class WarmupCosineDecay:
     epochs : int
         The length of training (e.g. ``!ref <number_of_epochs>``).
     warmup_epochs : float
-        How long the rate rises from 0 (may be a fraction of an epoch; 0: no warm-up).
+        How long the rate rises from 0 (may be a fraction of an epoch; 0: no warm-up; at
+        least ``epochs``: it only rises).
     final_lr_fraction : float
         The rate at the end, as a fraction of ``lr``.
 
@@ -37,11 +38,8 @@ class WarmupCosineDecay:
     def __init__(
         self, lr: float, epochs: int, warmup_epochs: float = 1.0, final_lr_fraction: float = 0.02
     ):
-        if not 0 <= warmup_epochs < epochs:
-            raise ValueError(
-                f"warmup_epochs must be at least 0 and less than epochs ({epochs}), "
-                f"got {warmup_epochs}."
-            )
+        if warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be at least 0, got {warmup_epochs}.")
         if not 0 <= final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction must lie in [0, 1], got {final_lr_fraction}.")
         self.lr, self.epochs = lr, epochs
@@ -51,7 +49,9 @@ class WarmupCosineDecay:
         """The learning rate ``progress`` epochs into training."""
         if progress < self.warmup_epochs:
             return self.lr * progress / self.warmup_epochs
-        decayed = min((progress - self.warmup_epochs) / (self.epochs - self.warmup_epochs), 1.0)
+        # (a run no longer than its warm-up never decays: e.g. a 1-epoch check)
+        decay_epochs = max(self.epochs - self.warmup_epochs, 1e-9)
+        decayed = min((progress - self.warmup_epochs) / decay_epochs, 1.0)
         final = self.lr * self.final_lr_fraction
         return final + (self.lr - final) * 0.5 * (1 + math.cos(math.pi * decayed))
 
