@@ -32,10 +32,10 @@ def test_frame_runs_with_words_and_groups(tmp_path):
     header = table.splitlines()[0]
     assert header == (
         "| model | seed | params | valid frame acc | test frame acc | valid WER | test WER | "
-        "test frame acc child | test WER child | train time (s) |"
+        "test frame acc child | test WER child | train time (s) | s / epoch |"
     )
     assert (
-        "| cnn_blend | 1 | 1,000 | 82.00% | 82.00% | 15.00% | 15.00% | 72.00% | 20.00% | 10 |"
+        "| cnn_blend | 1 | 1,000 | 82.00% | 82.00% | 15.00% | 15.00% | 72.00% | 20.00% | 10 | — |"
         in table
     )
     assert "cnn_blend - cnn, test WER over seeds [1, 2]: -5.00 ± 0.00 points" in table
@@ -55,15 +55,35 @@ def test_a_wer_decoded_at_the_grid_edge_is_marked(tmp_path):
             valid_word_insertion_penalty_at_grid_edge=False,
         )
     table = results_table(tmp_path)
-    assert "| blstm | 1 | 1,000 | 50.00% | 50.00% | 70.00% (edge) | 60.00% (edge) | 10 |" in table
-    assert "| cnn | 1 | 1,000 | 50.00% | 50.00% | 70.00% | 60.00% | 10 |" in table
+    assert (
+        "| blstm | 1 | 1,000 | 50.00% | 50.00% | 70.00% (edge) | 60.00% (edge) | 10 | — |" in table
+    )
+    assert "| cnn | 1 | 1,000 | 50.00% | 50.00% | 70.00% | 60.00% | 10 | — |" in table
     assert "(edge) decoded at an edge of the acoustic-scale or penalty grid" in table
 
 
 def test_ctc_runs(tmp_path):
     write_summary(tmp_path, "cnn_ctc", 1, valid_WER=30.0, test_WER=25.0, test_CER=12.5)
     header = results_table(tmp_path).splitlines()[0]
-    assert header == "| model | seed | params | valid WER | test WER | test CER | train time (s) |"
+    assert header == (
+        "| model | seed | params | valid WER | test WER | test CER | train time (s) | s / epoch |"
+    )
+
+
+def test_the_training_fit_and_the_epoch_time_where_the_summary_has_them(tmp_path):
+    history = [{"epoch": e, "time_s": t} for e, t in ((1, 300.0), (2, 200.0), (3, 210.0))]
+    write_summary(
+        tmp_path,
+        "blstm",
+        1,
+        train_eval_frame_acc=0.6,
+        valid_frame_acc=0.45,
+        test_frame_acc=0.47,
+        history=history,
+    )
+    table = results_table(tmp_path)
+    assert table.splitlines()[0].startswith("| model | seed | params | train eval frame acc |")
+    assert "| blstm | 1 | 1,000 | 60.00% | 45.00% | 47.00% | 10 | 210 |" in table
 
 
 def test_learning_curves_from_the_history(tmp_path, capsys):

@@ -16,7 +16,8 @@ from typing import Dict, List, Sequence, Tuple
 def metric_columns(summary: Dict) -> List[str]:
     """The summary keys shown for a run: frame accuracy (and WER where the run decoded to
     words), or WER and CER for CTC targets; then the test metrics per group where the run broke
-    them down (``test_breakdown``)."""
+    them down (``test_breakdown``). Frame targets: first the training set's frame accuracy in
+    eval mode where the summary has it (the train-valid gap)."""
     if "test_CER" in summary:
         columns, by_group = ["valid_WER", "test_WER", "test_CER"], ("test_WER_",)
     elif "test_WER" in summary:
@@ -24,6 +25,8 @@ def metric_columns(summary: Dict) -> List[str]:
         by_group = ("test_frame_acc_", "test_WER_")
     else:
         columns, by_group = ["valid_frame_acc", "test_frame_acc"], ("test_frame_acc_",)
+    if "train_eval_frame_acc" in summary:  # the best model's fit of its training set
+        columns = ["train_eval_frame_acc", *columns]
     return columns + [
         key for prefix in by_group for key in sorted(summary) if key.startswith(prefix)
     ]
@@ -46,6 +49,13 @@ def edge_mark(summary: Dict, column: str) -> str:
     return f" {EDGE_MARK}" if at_edge and column.endswith("_WER") else ""
 
 
+def epoch_seconds(summary: Dict) -> str:
+    """The median time of the run's epochs (its ``history``; those of an epoch resumed after a
+    stop count from the resume), or "—" without a history."""
+    times = [epoch["time_s"] for epoch in summary.get("history", []) if "time_s" in epoch]
+    return f"{statistics.median(times):.0f}" if times else "—"
+
+
 def results_table(results_folder: str) -> str:
     """Markdown tables of the runs whose ``summary.json`` files lie in ``results_folder``."""
     summary_files = sorted(Path(results_folder).glob("*/*/summary.json"))
@@ -55,13 +65,14 @@ def results_table(results_folder: str) -> str:
     columns = metric_columns(summaries[0])
     names = [column.replace("_", " ") for column in columns]
     lines = [
-        f"| model | seed | params | {' | '.join(names)} | train time (s) |",
-        "|---|---|---|" + "---|" * len(columns) + "---|",
+        f"| model | seed | params | {' | '.join(names)} | train time (s) | s / epoch |",
+        "|---|---|---|" + "---|" * len(columns) + "---|---|",
     ]
     for s in summaries:
         values = " | ".join(f"{percent(s, c):.2f}%{edge_mark(s, c)}" for c in columns)
         lines.append(
-            f"| {s['model']} | {s['seed']} | {s['parameters']:,} | {values} | {s['train_time_s']:.0f} |"
+            f"| {s['model']} | {s['seed']} | {s['parameters']:,} | {values} | "
+            f"{s['train_time_s']:.0f} | {epoch_seconds(s)} |"
         )
     if any(edge_mark(s, "valid_WER") for s in summaries):
         lines.append(f"\n{EDGE_MARK} decoded at an edge of the acoustic-scale or penalty grid")
