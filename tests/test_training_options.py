@@ -2,6 +2,9 @@
 schedule against NewBob, the sampler's data order (seeded, reshuffled every epoch), and the
 overrides of normalisation, dropout and weight decay reaching the objects they name."""
 
+import shutil
+import subprocess
+
 import pytest
 import speechbrain as sb
 import speechocean_corpus  # noqa: F401 - puts the recipe's prepare module on the path
@@ -135,3 +138,39 @@ def test_the_ablations_overrides_reach_their_objects(tmp_path, yaml, overrides, 
     """Each remedy of run_5h_ablation.sh is an override; one that hyperpyyaml silently dropped
     would make its row of the table the baseline again."""
     assert check(recipe_hparams(tmp_path, yaml, **overrides))
+
+
+def test_the_ablation_script_runs_each_condition_with_its_overrides_and_skips_finished_ones(
+    tmp_path,
+):
+    """run_5h_ablation.sh with ``PYTHON=echo``: the commands it would run, from a copy of it
+    (it works in its own folder)."""
+    script = shutil.copy(RECIPE / "run_5h_ablation.sh", tmp_path)
+    finished = tmp_path / "results" / "5h_16k" / "cnn_base" / "1986"
+    finished.mkdir(parents=True)
+    (finished / "summary.json").write_text("{}")
+
+    def commands(model):
+        run = subprocess.run(
+            ["bash", script, "/data/so762", model],
+            env={"PATH": "/usr/bin:/bin", "PYTHON": "echo"},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return run.stdout.splitlines()
+
+    teacher = [line for line in commands("teacher") if line.startswith("train_teacher.py")]
+    assert len(teacher) == 6 and all("--number_of_epochs=12" in line for line in teacher)
+    assert any(
+        "--model_name=blstm_dropout_wd --architecture={dropout: 0.4} --weight_decay=0.05" in line
+        for line in teacher
+    )
+    labels = next(line for line in teacher if "blstm_labels1500" in line)
+    assert (
+        "senones_kept: 1380}" in labels
+        and "--prepared_folder=results/5h_16k/prepared_1500" in labels
+    )
+    cnn = commands("cnn")
+    assert "cnn_base: done" in cnn and not any("--model_name=cnn_base" in line for line in cnn)
+    assert any("--architecture={model: {dropout: 0.4}}" in line for line in cnn)

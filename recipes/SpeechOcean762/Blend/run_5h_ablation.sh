@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 SO=${1:?the whole speechocean762 corpus (upstream layout)}
 MODEL=${2:?teacher or cnn}
 shift 2
-CORPUS="--corpus={data_folder: $SO, valid_speakers: 15, test_speaker_list: hparams/test_speakers_2.9h.txt, test_half_trains: True}"
+CORPUS="data_folder: $SO, valid_speakers: 15, test_speaker_list: hparams/test_speakers_2.9h.txt, test_half_trains: True"
 COMMON=(--results_folder=results/5h_16k --sample_rate=16000 --number_of_epochs=12)
 PYTHON=${PYTHON:-python}
 
@@ -23,16 +23,20 @@ case $MODEL in
     *) echo "unknown model '$MODEL': teacher or cnn" >&2; exit 2 ;;
 esac
 
-# condition -> its overrides (the baseline: the recipe as it is)
+# condition -> its overrides, '|' between them (the baseline: the recipe as it is)
 declare -A OVERRIDES=(
     [base]=""
     [specaug]="--spec_augment=True"
     [uttnorm]="--normalize={norm_type: sentence}"
     [fixedlr]="--fixed_lr_schedule=True"
     [dropout_wd]="$DROPOUT|--weight_decay=0.05"
+    [labels1500]="--prepared_folder=results/5h_16k/prepared_1500"
 )
+# and what it adds to the corpus mapping: 1,500 labels (1,380 senones + 120 CI states),
+# prepared apart from the 620 of the others
+declare -A CORPUS_EXTRA=([labels1500]=", senones_kept: 1380")
 CONDITIONS=("$@")
-[ ${#CONDITIONS[@]} -gt 0 ] || CONDITIONS=(base specaug uttnorm fixedlr dropout_wd)
+[ ${#CONDITIONS[@]} -gt 0 ] || CONDITIONS=(base specaug uttnorm fixedlr dropout_wd labels1500)
 
 for condition in "${CONDITIONS[@]}"; do
     [ -n "${OVERRIDES[$condition]+set}" ] || { echo "unknown condition '$condition'" >&2; exit 2; }
@@ -43,5 +47,6 @@ for condition in "${CONDITIONS[@]}"; do
     fi
     IFS='|' read -r -a extra <<< "${OVERRIDES[$condition]}"
     echo "$name: $PYTHON $SCRIPT $YAML ${extra[*]}"
-    "$PYTHON" "$SCRIPT" "$YAML" "$CORPUS" "${COMMON[@]}" --model_name="$name" "${extra[@]}"
+    corpus="--corpus={$CORPUS${CORPUS_EXTRA[$condition]:-}}"
+    "$PYTHON" "$SCRIPT" "$YAML" "$corpus" "${COMMON[@]}" --model_name="$name" "${extra[@]}"
 done
