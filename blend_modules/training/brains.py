@@ -158,8 +158,8 @@ class TeacherBrain(sb.Brain):
     def make_dataloader(self, dataset, stage, *args, **loader_kwargs):
         """SpeechBrain's, also counting the training batches per epoch (for a fixed learning-rate
         schedule) and, for a ``batch_sampler`` (``DynamicBatchSampler``), having the Brain call
-        its ``set_epoch`` before every epoch: without that it repeats the first epoch's batches
-        and order in every later one."""
+        its ``set_epoch`` before every epoch: without that every epoch after the first repeats
+        the same batches in the same order."""
         loader = super().make_dataloader(dataset, stage, *args, **loader_kwargs)
         if stage == sb.Stage.TRAIN:
             self.train_batches = len(loader)
