@@ -9,6 +9,7 @@ A decoding graph is a ``kaldifst.StdVectorFst`` whose input labels are the model
 
 import logging
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -167,7 +168,7 @@ class WordDecoder:
         self.acoustic_scales = [float(scale) for scale in acoustic_scales]
         self.beam, self.max_active = beam, max_active
         self.grid_extensions = grid_extensions
-        self.extensions_made = {}  # (grid, edge) -> values added there so far
+        self.extensions_made = Counter()  # (grid, edge) -> values added there so far
         self.graph, self.words = None, None
         self.input_labels = None  # graph input label i + 1 -> model label (None: i)
         self.label_log_priors = None  # set from the training alignments (FrameTargets)
@@ -205,13 +206,13 @@ class WordDecoder:
             edge = "low" if value == grid[0] else "high"
             inner = grid[1] if edge == "low" else grid[-2]
             neighbour = (inner, best[1]) if axis == 0 else (best[0], inner)
-            if self.extensions_made.get((name, edge), 0) >= self.grid_extensions:
+            if self.extensions_made[name, edge] >= self.grid_extensions:
                 continue
             if not error_at(best) < error_at(neighbour):
                 continue  # flat towards the edge: nothing better lies past it
             beyond = value * (value / inner) if geometric else value + (value - inner)
             setattr(self, name, sorted([*grid, float(f"{beyond:.3g}")]))
-            self.extensions_made[(name, edge)] = self.extensions_made.get((name, edge), 0) + 1
+            self.extensions_made[name, edge] += 1
             widened = True
         return widened
 
