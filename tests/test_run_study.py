@@ -1,12 +1,15 @@
-"""recipes/run_study.sh's order, with a stand-in for Python that records each run instead of
-training: every run of the study happens once; with JOBS=2 two run at once (the remedies'
-runs that wait for no chosen setting in the slots the stages leave), a student never
-starts before its teacher (or an ensemble before its members) has finished, and the first run
-that writes a teacher store finishes before another run of that store starts; a failed run
-stops the study."""
+"""The study runner (blend_modules/study/runner.py) on the frame study's plan, with a stand-in
+for Python that records each run instead of training: every run of the study happens once;
+with --jobs 2 two run at once (the remedies' runs that wait for no chosen setting in the slots
+the sweeps leave), a student never starts before its teacher (or an ensemble before its
+members) has finished, and the first run that writes a teacher store finishes before another
+run of that store starts; a failed run stops the study; a second invocation runs nothing.
+And the plan's comparisons against the tables the 2.9-hour study's runs were given."""
 
+import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -14,21 +17,23 @@ from collections import defaultdict
 import pytest
 from conftest import REPO
 
+from blend_modules.study.plans import frame_study
+from blend_modules.study.runner import StudyRunner
+
 # Stands in for "python": a training script writes its run's summary.json after a short sleep
-# (start and end recorded); `-m ... study best` names the headline setting as the best.
+# (start and end recorded), with the blend's settings; the headline blend (λ 0.5, k 10, T 1)
+# has the lowest valid WER, so every decision chooses it.
 STAND_IN = r"""
 import json, os, sys, time
 from pathlib import Path
 args = sys.argv[1:]
-if args[0] == "-m":
-    if args[1:3] == ["blend_modules.analysis.study", "best"]:
-        print("0.5 10 1.0")
-    elif args[1] == "blend_modules.data.hparams":
-        print("{model: {}}")
-    sys.exit(0)
-if args[0] == "perturb.py":
-    sys.exit(0)
 options = dict(arg[2:].split("=", 1) for arg in args[2:] if arg.startswith("--"))
+if args[0] == "perturb.py":
+    copies = Path(options["prepared_folder"]) / "speed_perturbed"
+    copies.mkdir(parents=True, exist_ok=True)
+    for name in ("train.csv", "stretched.ali"):
+        (copies / name).write_text("")
+    sys.exit(0)
 condition, seed = options["model_name"], options["seed"]
 if condition == os.environ.get("FAIL_CONDITION"):
     sys.exit(1)
@@ -40,34 +45,37 @@ record = {"script": args[0], "condition": condition, "seed": seed, "start": star
           "end": time.time(), "options": options}
 with open(os.environ["RUN_RECORD"], "a") as record_file:
     record_file.write(json.dumps(record) + "\n")
-(run / "summary.json").write_text("{}")
+summary = {"seed": int(seed), "valid_WER": 10.0 if condition == "blend_l0.5_k10_T1.0" else 20.0,
+           "test_WER": 30.0, "valid_frame_acc": 0.5, "test_frame_acc": 0.5,
+           "history": [{"epoch": 1, "valid": {"frame_acc": 0.5}, "train": {"frame_acc": 0.6}}]}
+for key, kind in (("hard_weight", float), ("top_k", int), ("temperature", float)):
+    if key in options:
+        summary[key] = kind(options[key])
+(run / "summary.json").write_text(json.dumps(summary))
 """
 
+OPTIONS = [
+    "--num_labels=620",
+    "--top_ks", "1", "7", "620",
+    "--temperatures", "2.0",
+    "--remedies", "ensemble", "perturbed", "small_ensemble", "larger",
+    "--perturbed_epochs=4",
+]  # fmt: skip
 
-def study(tmp_path, jobs: int, **environment):
+
+def study(tmp_path, jobs: int, *options, **environment):
     recipe = tmp_path / "Corpus" / "Blend"
-    recipe.mkdir(parents=True)
+    (recipe / "results" / "prepared").mkdir(parents=True, exist_ok=True)
+    (recipe / "results" / "prepared" / "test.csv").write_text("ID,duration,wav,spk_id\n")
     stand_in = tmp_path / "stand_in.py"
     stand_in.write_text(STAND_IN)
     record = tmp_path / "runs.jsonl"
-    env = dict(
-        os.environ,
-        PYTHON=f"{sys.executable} {stand_in}",
-        RUN_RECORD=str(record),
-        JOBS=str(jobs),
-        DOCS=str(tmp_path / "docs"),
-        TOP_KS="1 7 620",
-        TEMPERATURES="2.0",
-        REMEDIES="ensemble perturbed small_ensemble larger",
-    )
-    env.update(environment)
+    command = [sys.executable, "-m", "blend_modules.study.runner", str(recipe), "frame"]
+    command += [*OPTIONS, *options, f"--jobs={jobs}", "--poll_s=0.05", "--sample_rate=16000"]
+    command += [f"--python={sys.executable} {stand_in}", f"--docs={tmp_path / 'docs'}"]
+    env = dict(os.environ, RUN_RECORD=str(record), **environment)
     result = subprocess.run(
-        ["bash", str(REPO / "recipes" / "run_study.sh"), str(recipe), "frame", "620"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300, check=False
     )
     runs = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     return result, runs
@@ -88,12 +96,14 @@ def test_every_run_once_and_in_order(tmp_path, jobs):
     names = [(run["condition"], run["seed"]) for run in runs]
     # headline, λ, k, T (the chosen setting is the headline's), four remedies (one at one seed)
     assert len(names) == len(set(names)) == 3 * 4 + 3 + 3 + 1 + 3 + 3 * 2 * 2 + 2
+    assert "chosen   temperature: blend_l0.5_k10_T1.0" in result.stdout
     # at most JOBS at once, and JOBS reached
     events = sorted([(run["start"], 1) for run in runs] + [(run["end"], -1) for run in runs])
     running = [sum(change for _, change in events[: i + 1]) for i in range(len(events))]
     assert max(running) == jobs
-    # with two slots the remedies' runs that need no chosen setting fill the slots the stages
-    # leave free (a sweep's odd run) before the remedies begin; with one they wait their turn
+    # with two slots the remedies' runs that need no chosen setting fill the slots the sweeps
+    # leave free (the k sweep's first run writes its store alone) before the remedies that
+    # need the chosen setting begin; with one they wait their turn
     fillers = ("remedy_cnn_perturbed", "remedy_cnn_small", "remedy_teacher_large")
     first_filler = min(run["start"] for run in runs if run["condition"] in fillers)
     remedies_begin = min(
@@ -104,12 +114,15 @@ def test_every_run_once_and_in_order(tmp_path, jobs):
     by_folder = {f"results/study/{c}/{s}": end for (c, s), end in ended.items()}
     for run in runs:
         options = run["options"]
+        assert options["sample_rate"] == "16000"  # the study's overrides reach every run
         for folder in options.get("teacher_folder", "").strip("[]").split(", "):
             if folder:
                 assert by_folder[folder] <= run["start"], (run["condition"], folder)
         for member in options.get("ensemble_members", "").strip("[]").split(", "):
             if member:
                 assert by_folder[member] <= run["start"], (run["condition"], member)
+        if "perturbed" in run["condition"]:  # its epochs replace the study's
+            assert options["number_of_epochs"] == "4"
     first_of_store = defaultdict(list)
     for run in runs:
         if run["script"] == "train_blend.py" and "teacher_folder" in run["options"]:
@@ -117,11 +130,24 @@ def test_every_run_once_and_in_order(tmp_path, jobs):
     for store, readers in first_of_store.items():
         writer, *others = sorted(readers, key=lambda run: run["start"])
         assert all(writer["end"] <= other["start"] for other in others), store
+    # the k sweep ran at the chosen λ from one store of every label
+    k_sweep = [
+        run for run in runs if re.fullmatch(r"blend_l0\.5_k(1|7|620)_T1\.0", run["condition"])
+    ]
+    assert {run["options"]["teacher_store_top_k"] for run in k_sweep} == {"620"}
+    plan = json.loads((tmp_path / "Corpus/Blend/results/study/plan.json").read_text())
+    assert ["blend_l0.5_k1_T1.0", "blend_l0.5_k620_T1.0"] in plan["comparisons"]
+    assert (tmp_path / "docs" / "tables.md").is_file()
+    # run again: everything has finished, nothing runs, the outputs are written again
+    (tmp_path / "docs" / "tables.md").unlink()
+    again, more = study(tmp_path, jobs)
+    assert again.returncode == 0 and len(more) == len(runs)
+    assert (tmp_path / "docs" / "tables.md").is_file()
 
 
 def test_no_temperature_sweep(tmp_path):
-    """TEMPERATURES="" (CPU-hours short) skips the T sweep; the chosen setting still runs."""
-    result, runs = study(tmp_path, 2, TEMPERATURES="")
+    """No temperatures (CPU-hours short) skips the T sweep; the chosen setting still runs."""
+    result, runs = study(tmp_path, 2, "--temperatures")
     assert result.returncode == 0, result.stderr
     assert not [run for run in runs if run["options"].get("temperature") == "2.0"]
     assert len(runs) == 3 * 4 + 3 + 3 + 3 + 3 * 2 * 2 + 2
@@ -130,6 +156,86 @@ def test_no_temperature_sweep(tmp_path):
 def test_a_failed_run_stops_the_study(tmp_path):
     result, runs = study(tmp_path, 2, FAIL_CONDITION="cnn")
     assert result.returncode == 1
-    assert "a run failed: its log is in results/study/logs/" in result.stderr
-    # nothing that comes after the CNNs; a filler that took a free slot beside them ends
-    assert {run["condition"] for run in runs} - {"remedy_cnn_perturbed"} == {"blstm"}
+    assert "a run failed: its log is in results/study/logs/ (cnn." in result.stderr
+    assert {run["condition"] for run in runs} == {"blstm"}  # nothing after the CNNs
+
+
+def test_a_run_that_writes_no_summary_fails(tmp_path):
+    """A script that exits 0 without its summary.json (or a step without its outputs) is a
+    failure, not a run to start again for ever."""
+    stand_in = tmp_path / "silent.py"
+    stand_in.write_text("")
+    runner = StudyRunner(
+        frame_study(620, remedies=[]),
+        tmp_path,
+        "study",
+        "prepared",
+        [1986],
+        python=[sys.executable, str(stand_in)],
+        poll_s=0.05,
+    )
+    with pytest.raises(RuntimeError, match=r"a run failed: .*\(blstm\.1986\.log\)"):
+        runner.run()
+
+
+def test_the_plan_compares_what_the_2_9_hour_study_compared(tmp_path):
+    """The frame plan with the 2.9-hour study's options, its decisions made from that study's
+    runs (docs/study/speechocean762_2.9h/runs.csv), gives the paired comparisons its tables
+    (written by the name-parsing analysis before the plan existed) hold: no more, no fewer."""
+    folder = REPO / "docs" / "study" / "speechocean762_2.9h"
+    with open(folder / "runs.csv", newline="") as csv_file:
+        rows = list(csv.DictReader(csv_file))
+    for row in rows:
+        run = tmp_path / "study" / row["condition"] / row["seed"]
+        run.mkdir(parents=True)
+        summary = {"seed": int(row["seed"]), "valid_WER": float(row["valid_WER"])}
+        for key, kind in (("hard_weight", float), ("top_k", int), ("temperature", float)):
+            if row[key]:
+                summary[key] = kind(row[key])
+        (run / "summary.json").write_text(json.dumps(summary))
+    plan = frame_study(
+        620, [1, 6, 620], [], ["ensemble", "perturbed", "small_ensemble", "larger"],
+        {"vgg_narrow": "{}", "blstm_large": "{}"}, 4,
+    )  # fmt: skip
+    runner = StudyRunner(plan, tmp_path, "study", "prepared", [1986, 1, 2])
+    conditions = {row["condition"] for row in rows}
+    planned = {pair for pair in runner.comparisons() if set(pair) <= conditions}
+    tables = (folder / "tables.md").read_text()
+    tabled = set(re.findall(r"^\| (\S+) − (\S+) \| test WER \| \d", tables, re.MULTILINE))
+    assert planned == tabled
+
+
+def test_ctc_study(tmp_path):
+    """CTC targets: the headline and one blended CNN per soft term on every seed; the three
+    blends of a seed share their teacher's store: the first has written it before the others
+    start."""
+    recipe = tmp_path / "Corpus" / "Blend"
+    (recipe / "results" / "prepared").mkdir(parents=True)
+    (recipe / "results" / "prepared" / "test.csv").write_text("ID,duration,wav,spk_id\n")
+    (tmp_path / "stand_in.py").write_text(STAND_IN)
+    command = [sys.executable, "-m", "blend_modules.study.runner", str(recipe), "ctc", "--jobs=2"]
+    command += ["--poll_s=0.05", f"--python={sys.executable} {tmp_path / 'stand_in.py'}"]
+    command += [f"--docs={tmp_path / 'docs'}"]
+    env = dict(os.environ, RUN_RECORD=str(tmp_path / "runs.jsonl"))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert len(runs) == 6 * 3
+    assert {run["options"]["soft_loss"] for run in runs if "soft_loss" in run["options"]} == {
+        "frames",
+        "nonblank_frames",
+        "ctc_best_path",
+    }
+    assert {run["script"] for run in runs if run["condition"] == "ensemble"} == {
+        "evaluate_ensemble.py"
+    }
+    for seed in ("1986", "1", "2"):
+        blends = sorted(
+            (run["start"], run["end"])
+            for run in runs
+            if run["seed"] == seed and run["condition"].startswith("blend")
+        )
+        (_, writer_end), *readers = blends  # the first writes the store the others read
+        assert all(writer_end <= start for start, _ in readers)
+    plan = json.loads((recipe / "results" / "study_ctc" / "plan.json").read_text())
+    assert ["blend_frames", "ensemble"] in plan["comparisons"]

@@ -3,14 +3,15 @@
 λ, k and T; learning curves).
 
 A study folder holds one run per ``<condition>/<seed>/summary.json`` (the condition is the run's
-``model_name``). Students' summaries carry their blending settings (``hard_weight``, ``top_k``,
-``temperature``), so a row is self-describing. Each run's ``utterances_test.csv`` (per test
-utterance: frames, correct frames, word errors, reference words) and the test manifest's
-``spk_id`` give a bootstrap over test speakers of each paired difference.
+``model_name``) and the study's ``plan.json``: the (condition, baseline) pairs its plan compares
+(:mod:`blend_modules.study.plans`, written by :mod:`blend_modules.study.runner`). Students'
+summaries carry their blending settings (``hard_weight``, ``top_k``, ``temperature``), so a row
+is self-describing. Each run's ``utterances_test.csv`` (per test utterance: frames, correct
+frames, word errors, reference words) and the test manifest's ``spk_id`` give a bootstrap over
+test speakers of each paired difference.
 
     python -m blend_modules.analysis.study STUDY_FOLDER OUTPUT_FOLDER [--num_labels N] \
         [--test_manifest CSV]
-    python -m blend_modules.analysis.study best STUDY_FOLDER   # λ k T of the best blend so far
 """
 
 import argparse
@@ -18,7 +19,6 @@ import csv
 import json
 import re
 import statistics
-import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -41,12 +41,6 @@ CONFIG_COLUMNS = [
 
 
 TEACHER, CNN, ENSEMBLE = "blstm", "cnn", "ensemble"
-
-
-REMEDY = "remedy_"  # conditions tried when blending does not beat the baselines
-
-
-SMALL_CNN, SMALL_BLEND = "small_cnn", "small_blend"  # a student of a fraction of the FLOPs
 
 
 HEADLINE_METRICS = ["valid_frame_acc", "test_frame_acc", "valid_WER", "test_WER"]
@@ -413,28 +407,6 @@ def plot_sweep(
     plt.close(figure)
 
 
-def top_k_pairs(rows: Sequence[Mapping], num_labels: int) -> List[Tuple[str, str]]:
-    """(blend at k, blend at every label) for each ``blend*`` condition with k below
-    ``num_labels`` whose λ and T a blend on the teacher's whole distribution shares: the
-    paper's claim 3, that k under 1% of the labels does as well as all of them."""
-    settings = {
-        row["condition"]: tuple(row[k] for k in SWEEPS)
-        for row in rows
-        if row["condition"].startswith("blend") and all(k in row for k in SWEEPS)
-    }
-    full = {
-        (weight, temperature): c
-        for c, (weight, k, temperature) in settings.items()
-        if k == num_labels
-    }
-    by_k = sorted(settings.items(), key=lambda item: item[1][1])
-    return [
-        (condition, full[(weight, temperature)])
-        for condition, (weight, k, temperature) in by_k
-        if k < num_labels and (weight, temperature) in full
-    ]
-
-
 def best_blend(rows: Sequence[Mapping]) -> Optional[Tuple[str, Mapping]]:
     """The ``blend_*`` condition with the lowest valid WER (highest valid frame accuracy for
     runs without WER), chosen on valid, never on test, and on the same seeds for every
@@ -459,28 +431,6 @@ def best_blend(rows: Sequence[Mapping]) -> Optional[Tuple[str, Mapping]]:
     return best, next(iter(grouped[best].values()))
 
 
-ROLES = ("blend", "cnn", "ensemble", "teacher")  # a condition is compared with those after it
-
-
-def role(condition: str) -> int:
-    """A remedy condition's role, its place in ``ROLES``, named by the word after ``remedy_``
-    (``remedy_blend_from_ensemble``: a blend; ``remedy_teacher_16ep``: a teacher), never by
-    where its name sorts."""
-    name = condition[len(REMEDY) :].split("_")[0]
-    if name not in ROLES:
-        raise ValueError(
-            f"Remedy condition {condition!r}: the word after '{REMEDY}' must be one of {ROLES}."
-        )
-    return ROLES.index(name)
-
-
-def family(condition: str) -> set:
-    """The words of a remedy condition's name after its role word (``remedy_cnn_perturbed``:
-    {perturbed}; ``remedy_blend_teacher_16ep``: {teacher, 16ep}): remedies of one family share
-    one, e.g. a blend and the hard-label CNN trained on the same perturbed copies."""
-    return set(condition[len(REMEDY) :].split("_")[1:])
-
-
 def mean_metrics(runs: Sequence[Mapping], metrics: Sequence[str]) -> Dict[str, float]:
     """Mean over the runs (seeds) of each metric (in %) that every run has."""
     return {
@@ -490,22 +440,34 @@ def mean_metrics(runs: Sequence[Mapping], metrics: Sequence[str]) -> Dict[str, f
     }
 
 
+def read_comparisons(study_folder) -> List[Tuple[str, str]]:
+    """The (condition, baseline) pairs of the study's ``plan.json``; ``FileNotFoundError``
+    naming it if the study was not run by :mod:`blend_modules.study.runner`."""
+    plan = Path(study_folder) / "plan.json"
+    if not plan.is_file():
+        raise FileNotFoundError(
+            f"{plan}: no plan; run the study with python -m blend_modules.study.runner (it "
+            "skips the runs that have finished and writes the plan)."
+        )
+    return [tuple(pair) for pair in json.loads(plan.read_text())["comparisons"]]
+
+
 def main(
-    study_folder: str, output_folder: str, num_labels: int = None, test_manifest: str = None
+    study_folder: str,
+    output_folder: str,
+    num_labels: int = None,
+    test_manifest: str = None,
+    comparisons: Sequence[Tuple[str, str]] = None,
 ) -> Dict[str, str]:
     """Write ``runs.csv``, ``tables.md`` and the plots of a study's runs into
-    ``output_folder``. Conditions are named ``blstm`` (the teacher), ``cnn`` (hard labels),
-    ``ensemble`` and ``blend_*`` (any settings, e.g. ``blend_l0.5_k10_T1.0``:
-    ``recipes/run_study.sh``), ``remedy_*`` (paired with the teacher and the CNN, blends with
-    the ensemble and the best blend too, and with the remedies of their family (:func:`family`)
-    that are not blends, e.g. a longer-trained teacher, CNN and ensemble) and
-    ``small_cnn`` / ``small_blend`` (a smaller student on hard labels and blended, paired with
-    the teacher and with each other); with ``num_labels``, each top-k blend is paired with the
-    blend on the whole distribution at its λ and T (:func:`top_k_pairs`). The best blend is
-    chosen on valid (:func:`best_blend`), and the sweeps are drawn through it, with the
-    teacher, the CNN, the ensemble and (k) the full distribution as reference lines. With the
+    ``output_folder``: every condition's mean ± sd, and the paired differences of the
+    ``comparisons`` (default: the study's ``plan.json``) whose conditions ran. The best
+    ``blend*`` condition is chosen on valid (:func:`best_blend`), and the sweeps are drawn
+    through it, with the teacher (``blstm``), the CNN (``cnn``), the ensemble (``ensemble``)
+    and (k, with ``num_labels``) the whole distribution as reference lines. With the
     ``test_manifest`` (its ``spk_id``), the paired differences also get a bootstrap over test
     speakers. Returns the written files by role."""
+    pairs = list(comparisons if comparisons is not None else read_comparisons(study_folder))
     output = Path(output_folder)
     output.mkdir(parents=True, exist_ok=True)
     write_csv(collect(study_folder), output / "runs.csv")
@@ -524,28 +486,8 @@ def main(
         spread_table(rows, COST_METRICS),
         compute_text(rows),
     ]
-    pairs = [(CNN, TEACHER), (ENSEMBLE, TEACHER), (ENSEMBLE, CNN)]
-    remedies = sorted(condition for condition in grouped if condition.startswith(REMEDY))
-    pairs += [(condition, baseline) for condition in remedies for baseline in (CNN, TEACHER)]
-    # a remedy blend faces the headline's ensemble too (the paper's claim 2), and the remedies
-    # of its own family (e.g. a teacher, a CNN and their ensemble trained as long as it), which
-    # face each other by their roles: blend − CNN, blend − ensemble, CNN − teacher, ...
-    pairs += [(c, ENSEMBLE) for c in remedies if role(c) == 0 and ENSEMBLE in grouped]
-    pairs += [
-        (c, b) for c in remedies for b in remedies if role(c) < role(b) and family(c) & family(b)
-    ]
-    if num_labels is not None:
-        pairs += top_k_pairs(rows, num_labels)
-    small = [(SMALL_CNN, TEACHER), (SMALL_BLEND, TEACHER), (SMALL_BLEND, SMALL_CNN)]
-    pairs += [pair for pair in small if all(condition in grouped for condition in pair)]
     if blend is not None:
         best, settings = blend
-        # every blend run with several seeds (the headline's) against both baselines
-        seeded = [c for c in grouped if c.startswith("blend") and c != best and len(grouped[c]) > 1]
-        pairs = [(best, CNN), (best, TEACHER), (best, ENSEMBLE), *pairs]
-        pairs += [(condition, baseline) for condition in seeded for baseline in (CNN, TEACHER)]
-        # what a remedy adds to the blend at the chosen setting (a teacher, data, a size)
-        pairs += [(condition, best) for condition in remedies if role(condition) == 0]
         sections.insert(0, f"Best blend on valid: **{best}**.")
         references = {
             label: mean_metrics(list(grouped[condition].values()), HEADLINE_METRICS)
@@ -587,23 +529,11 @@ def main(
     return written
 
 
-def best_settings(study_folder) -> Tuple[float, int, float]:
-    """(λ, k, T) of the best blend so far (:func:`best_blend`), for the runner's next sweep."""
-    blend = best_blend(collect(study_folder))
-    if blend is None:
-        raise ValueError(f"No blend_* run under {study_folder} yet.")
-    _, settings = blend
-    return settings["hard_weight"], settings["top_k"], settings["temperature"]
-
-
 if __name__ == "__main__":
-    if sys.argv[1] == "best":  # python -m blend_modules.analysis.study best STUDY_FOLDER
-        print(*best_settings(sys.argv[2]))
-    else:
-        parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-        parser.add_argument("study_folder")
-        parser.add_argument("output_folder")
-        parser.add_argument("--num_labels", type=int, help="the label set's size (k axis)")
-        parser.add_argument("--test_manifest", help="test CSV with spk_id: speaker bootstrap")
-        arguments = parser.parse_args()
-        main(**vars(arguments))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("study_folder")
+    parser.add_argument("output_folder")
+    parser.add_argument("--num_labels", type=int, help="the label set's size (k axis)")
+    parser.add_argument("--test_manifest", help="test CSV with spk_id: speaker bootstrap")
+    arguments = parser.parse_args()
+    main(**vars(arguments))

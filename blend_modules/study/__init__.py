@@ -1,0 +1,2 @@
+"""Studies: the paper's studies declared as data (``plans``) and the resumable runner
+(``runner``)."""
