@@ -160,7 +160,9 @@ def test_study_outputs(study):
     )
     # every speaker at the same rates: the interval is the difference itself
     assert "| blend_l0.5_k10_T1 − cnn | test WER | 2 | +9.00 | [+9.00, +9.00] |" in tables
-    assert "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] |" in tables
+    assert (
+        "| cnn − blstm | test frame acc | 2 | +1.00 | [+1.00, +1.00] | [+1.00, +1.00] |" in tables
+    )
     assert "Bootstrap over the 4 test speakers" in tables
     # 20 runs: 17 trained (1.1 h each) and 3 ensembles that only decode (0.1 h each)
     assert "Finished runs: 20, 19.0 hours of training and test time" in tables
@@ -232,15 +234,27 @@ def test_bootstrap_resamples_speakers():
     so the 95% interval runs from one speaker's difference to the other's."""
     baseline = np.array([[10.0, 100.0], [30.0, 100.0]])  # WER 10% and 30%
     condition = np.array([[5.0, 100.0], [40.0, 100.0]])  # -5 and +10 points
-    difference, low, high = bootstrap_difference([condition], [baseline])
+    difference, low, high, *_ = bootstrap_difference([condition], [baseline])
     assert difference == pytest.approx(2.5) and (low, high) == (
         pytest.approx(-5),
         pytest.approx(10),
     )
     # averaged over seeds, pairing each seed's runs
-    difference, _, _ = bootstrap_difference([condition, baseline], [baseline, baseline])
+    difference, *_ = bootstrap_difference([condition, baseline], [baseline, baseline])
     assert difference == pytest.approx(1.25)
-    assert bootstrap_difference([baseline], [baseline]) == (0.0, 0.0, 0.0)
+    assert bootstrap_difference([baseline], [baseline]) == (0.0,) * 5
+
+
+def test_bootstrap_over_seeds_holds_the_seed_spread():
+    """Issue 38: every speaker gains 2 points in one seed and loses 4 in the other. Over
+    speakers alone the interval is the mean, −1, and excludes zero; over speakers and seeds it
+    runs from one seed's difference to the other's."""
+    baseline = np.array([[10.0, 100.0], [30.0, 100.0]])
+    gains, losses = baseline + [[2.0, 0.0]], baseline - [[4.0, 0.0]]
+    interval = bootstrap_difference([gains, losses], [baseline, baseline])
+    assert interval.difference == pytest.approx(-1)
+    assert (interval.low, interval.high) == (pytest.approx(-1), pytest.approx(-1))
+    assert (interval.seeds_low, interval.seeds_high) == (pytest.approx(-4), pytest.approx(2))
 
 
 def test_no_bootstrap_over_one_speaker(study):
@@ -285,6 +299,6 @@ def test_bootstrap_pools_words_over_speakers_with_unequal_word_counts():
     pooled one (6.25 points), not the mean of the speakers' differences (2.5)."""
     baseline = np.array([[10.0, 100.0], [90.0, 300.0]])  # 10% and 30%: pooled 25%
     condition = np.array([[5.0, 100.0], [120.0, 300.0]])  # 5% and 40%: pooled 31.25%
-    difference, low, high = bootstrap_difference([condition], [baseline])
+    difference, low, high, *_ = bootstrap_difference([condition], [baseline])
     assert difference == pytest.approx(6.25)
     assert (low, high) == (pytest.approx(-5), pytest.approx(10))  # one speaker drawn twice

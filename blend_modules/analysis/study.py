@@ -20,7 +20,7 @@ import json
 import re
 import statistics
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -240,19 +240,33 @@ def speaker_counts(
     return counts
 
 
+class Interval(NamedTuple):
+    """A paired difference on the whole test set and its 95% bootstrap intervals: over
+    speakers only (``low``, ``high``), and over speakers and seeds (``seeds_low``,
+    ``seeds_high``)."""
+
+    difference: float
+    low: float
+    high: float
+    seeds_low: float
+    seeds_high: float
+
+
 def bootstrap_difference(
     condition: Sequence[np.ndarray],
     baseline: Sequence[np.ndarray],
     scale: float = 100.0,
     resamples: int = 2000,
     seed: int = 0,
-) -> Tuple[float, float, float]:
+) -> Interval:
     """Difference of a ratio metric (``scale`` · numerator / denominator, e.g. WER in %)
     between two systems, averaged over seeds, on the whole test set and its 95% bootstrap
-    interval, resampling **speakers** (not frames or utterances) with replacement; each
-    argument holds one ``[speakers, 2]`` (numerator, denominator) count array per seed, the
-    seeds in the same order. Returns (difference, low, high)."""
-    num_speakers = condition[0].shape[0]
+    intervals, resampling **speakers** (not frames or utterances) with replacement, and then
+    also the seeds (the paired runs of a seed stay together): the first interval is what the
+    choice of test speakers leaves uncertain, the second adds what the choice of seeds does
+    (with 3 seeds a coarse one). Each argument holds one ``[speakers, 2]`` (numerator,
+    denominator) count array per seed, the seeds in the same order."""
+    num_speakers, num_seeds = condition[0].shape[0], len(condition)
     rng = np.random.default_rng(seed)
     # how often each speaker is drawn in each resample; row 0: the test set itself
     draws = rng.multinomial(num_speakers, np.full(num_speakers, 1 / num_speakers), resamples)
@@ -261,9 +275,13 @@ def bootstrap_difference(
     def metric(counts: np.ndarray) -> np.ndarray:
         return scale * (draws @ counts[:, 0]) / (draws @ counts[:, 1])
 
-    differences = np.mean([metric(c) - metric(b) for c, b in zip(condition, baseline)], axis=0)
+    per_seed = np.array([metric(c) - metric(b) for c, b in zip(condition, baseline)])
+    differences = per_seed.mean(axis=0)
+    seed_draws = rng.multinomial(num_seeds, np.full(num_seeds, 1 / num_seeds), resamples)
+    with_seeds = (seed_draws * per_seed[:, 1:].T).sum(axis=1) / num_seeds
     low, high = np.percentile(differences[1:], [2.5, 97.5])
-    return float(differences[0]), float(low), float(high)
+    seeds_low, seeds_high = np.percentile(with_seeds, [2.5, 97.5])
+    return Interval(*(float(x) for x in (differences[0], low, high, seeds_low, seeds_high)))
 
 
 def bootstrap_table(
@@ -274,18 +292,21 @@ def bootstrap_table(
     resamples: int = 2000,
 ) -> str:
     """Markdown: for each (condition, baseline) pair, the test WER and frame accuracy
-    difference (mean over the seeds both have, points) with its 95% interval from a bootstrap
-    over the manifest's test speakers."""
+    difference (mean over the seeds both have, points) with its 95% intervals from a bootstrap
+    over the manifest's test speakers, and over speakers and seeds."""
     speakers = read_speakers(test_manifest)
     if len(set(speakers.values())) < 2:  # every resample would be the test set itself
         return f"{test_manifest} has one speaker: no bootstrap over speakers."
     grouped = by_condition(rows)
     lines = [
         f"Bootstrap over the {len(set(speakers.values()))} test speakers ({resamples} "
-        "resamples of speakers with replacement; the difference averaged over the seeds):",
+        "resamples of speakers with replacement; the difference averaged over the seeds), and "
+        "over speakers and seeds (the seeds drawn with replacement too, a seed's paired runs "
+        "together; with one seed the two are the same):",
         "",
-        "| comparison | metric | seeds | difference (points) | 95% interval |",
-        "|---|---|---|---|---|",
+        "| comparison | metric | seeds | difference (points) | 95% interval, speakers "
+        "| 95% interval, speakers and seeds |",
+        "|---|---|---|---|---|---|",
     ]
     for condition, baseline, seeds in paired_seeds(grouped, pairs):
         files = {
@@ -301,12 +322,13 @@ def bootstrap_table(
                 name: [speaker_counts(path, speakers, columns) for path in paths]
                 for name, paths in files.items()
             }
-            difference, low, high = bootstrap_difference(
+            interval = bootstrap_difference(
                 counts[condition], counts[baseline], resamples=resamples
             )
             lines.append(
                 f"| {condition} − {baseline} | {metric.replace('_', ' ')} | {len(seeds)} | "
-                f"{difference:+.2f} | [{low:+.2f}, {high:+.2f}] |"
+                f"{interval.difference:+.2f} | [{interval.low:+.2f}, {interval.high:+.2f}] | "
+                f"[{interval.seeds_low:+.2f}, {interval.seeds_high:+.2f}] |"
             )
     return "\n".join(lines)
 
