@@ -4,6 +4,7 @@ overrides of normalisation, dropout and weight decay reaching the objects they n
 
 import shutil
 import subprocess
+import time
 
 import pytest
 import speechbrain as sb
@@ -174,3 +175,26 @@ def test_the_ablation_script_runs_each_condition_with_its_overrides_and_skips_fi
     cnn = commands("cnn")
     assert "cnn_base: done" in cnn and not any("--model_name=cnn_base" in line for line in cnn)
     assert any("--architecture={model: {dropout: 0.4}}" in line for line in cnn)
+
+
+def test_two_ablation_scripts_share_a_list_of_conditions(tmp_path):
+    """Two invocations on one list (one per core): a run the other is training (its lock
+    held) is skipped, so every condition trains once."""
+    script = shutil.copy(RECIPE / "run_5h_ablation.sh", tmp_path)
+    record = tmp_path / "runs.txt"
+    stand_in = tmp_path / "stand_in.sh"
+    stand_in.write_text(  # records the run, trains a second, writes its summary
+        f'#!/bin/sh\necho "$@" >> {record}\nsleep 1\n'
+        'run=results/5h_16k/$(echo "$@" | grep -o "model_name=[a-z_0-9]*" | cut -d= -f2)/1986\n'
+        'mkdir -p $run && echo {} > $run/summary.json\n'
+    )
+    stand_in.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(stand_in)}
+    command = ["bash", script, "/data/so762", "teacher", "uttnorm", "fixedlr"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    second = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    first.communicate(timeout=30)
+    runs = [line.split("--model_name=")[1].split()[0] for line in record.read_text().splitlines()]
+    assert sorted(runs) == ["blstm_fixedlr", "blstm_uttnorm"]
+    assert "blstm_uttnorm: training in another process" in second.stdout

@@ -4,7 +4,9 @@
 #   bash run_5h_ablation.sh /path/to/speechocean762 teacher [condition ...]
 #   bash run_5h_ablation.sh /path/to/speechocean762 cnn [condition ...]
 # Without conditions, all of them in order. Resumable: rerun the same command after a stop; a
-# finished run (its summary.json) is skipped, an unfinished one resumes from its checkpoint.
+# finished run (its summary.json) is skipped, an unfinished one resumes from its checkpoint. A
+# run another invocation is training (its lock file held) is skipped too, so two invocations
+# may share one list of conditions, one per core.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -45,8 +47,15 @@ for condition in "${CONDITIONS[@]}"; do
         echo "$name: done"
         continue
     fi
+    mkdir -p results/5h_16k
+    exec 9> "results/5h_16k/$name.lock"  # held by the training while it runs, released at its end
+    if ! flock -n 9; then
+        echo "$name: training in another process"
+        continue
+    fi
     IFS='|' read -r -a extra <<< "${OVERRIDES[$condition]}"
     echo "$name: $PYTHON $SCRIPT $YAML ${extra[*]}"
     corpus="--corpus={$CORPUS${CORPUS_EXTRA[$condition]:-}}"
     "$PYTHON" "$SCRIPT" "$YAML" "$corpus" "${COMMON[@]}" --model_name="$name" "${extra[@]}"
+    exec 9>&-
 done
