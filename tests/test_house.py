@@ -10,6 +10,7 @@ from conftest import REPO
 PACKAGE = REPO / "blend_modules"
 # each subpackage (or top-level module) and the ones it may import: the layers, top first
 ALLOWED = {
+    "study": {"analysis", "data"},  # runs the recipes' scripts, tables them
     "experiment": {"deploy", "targets", "training", "hybrid", "alignment", "models", "data"},
     "deploy": {"targets", "training", "hybrid", "alignment", "models", "data"},
     "targets": {"training", "hybrid", "alignment", "models", "data"},

@@ -17,6 +17,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from torch import nn
 
+from blend_modules.data.folds import read_folds, read_manifest
 from blend_modules.data.frames import relative_lengths
 from blend_modules.models.ensemble import PosteriorAverage
 from blend_modules.training.blend_options import check_blend_options
@@ -40,12 +41,18 @@ class Teacher(torch.nn.Module):
     batches (the models' outputs do not depend on batching, see :mod:`blend_modules.models.vgg`)."""
 
     def __init__(
-        self, normalize: torch.nn.Module, model: torch.nn.Module, features: Dict, checkpoint: str
+        self,
+        normalize: torch.nn.Module,
+        model: torch.nn.Module,
+        features: Dict,
+        checkpoint: str,
+        train_csv: str = None,
     ):
         super().__init__()
         self.normalize, self.model = normalize, model
         self.feature_settings = feature_settings(features)
         self.checkpoint = checkpoint
+        self.train_csv = train_csv  # the manifest it trained on (out-of-fold checks)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Per-frame logits ``[batch, frames, labels]`` from unnormalised ``[batch, frames,
@@ -122,7 +129,13 @@ def load_teacher(teacher_folder, student_features: Dict, student_targets) -> Tea
         checkpoint.meta[teacher_targets.error_key],
     )
     # the checkpoint's name, not its path: a results folder may move
-    teacher = Teacher(normalize, model, teacher_hparams["features"], checkpoint.path.name)
+    teacher = Teacher(
+        normalize,
+        model,
+        teacher_hparams["features"],
+        checkpoint.path.name,
+        teacher_hparams.get("train_csv"),
+    )
     return teacher.eval()
 
 
@@ -160,9 +173,10 @@ def check_teacher_preparation(hparams: Dict) -> None:
             continue
         with open(hparams_file) as fin, preserved_random_state():  # the YAML reseeds on load
             teacher_hparams = load_hyperpyyaml(fin)
-        shared = Path(teacher_hparams["prepared_folder"]).resolve() == Path(
-            hparams["prepared_folder"]
-        ).resolve()
+        shared = (
+            Path(teacher_hparams["prepared_folder"]).resolve()
+            == Path(hparams["prepared_folder"]).resolve()
+        )
         teacher = preparation(teacher_hparams)
         if shared and teacher != student:
             differing = {
@@ -189,12 +203,61 @@ class EnsembleTeacher(PosteriorAverage):
         self.checkpoint = " + ".join(member.checkpoint for member in members)
 
 
+class OutOfFoldTeacher(nn.Module):
+    """Cross-fitted teachers: ``members[i]`` trained on every speaker fold but i
+    (:mod:`blend_modules.data.folds`) and labels the utterances of fold i's speakers, so that
+    every soft label is said of speech its teacher never heard. Offline only: the store holds
+    one part per fold (:func:`blend_modules.training.teacher_store.attach_teacher_store`)."""
+
+    def __init__(self, members: Sequence[Teacher], fold_of: Dict[str, int], folds_file: str):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.fold_of, self.folds_file = fold_of, folds_file
+        self.feature_settings = members[0].feature_settings
+        self.checkpoint = " | ".join(member.checkpoint for member in members)
+
+    def fold(self, utt_id: str, speaker: str) -> int:
+        """The fold of an utterance's speaker; ``ValueError`` naming both if it has none."""
+        if speaker not in self.fold_of:
+            raise ValueError(
+                f"Utterance {utt_id}: its speaker {speaker} is in no fold of {self.folds_file}; "
+                "make the folds from the manifest the student trains on."
+            )
+        return self.fold_of[speaker]
+
+
+def load_out_of_fold_teacher(folders: Sequence, folds_file, hparams: Dict) -> OutOfFoldTeacher:
+    """The teachers of ``folders`` (one per fold of ``folds_file``, in fold order), each
+    checked to have trained on no speaker of its own fold (its ``train_csv``)."""
+    fold_of = read_folds(folds_file)
+    num_folds = max(fold_of.values()) + 1
+    if len(folders) != num_folds:
+        raise ValueError(
+            f"teacher_folds {folds_file} has {num_folds} folds but teacher_folder lists "
+            f"{len(folders)} teachers: one per fold, teacher i trained without fold i."
+        )
+    members = [load_teacher(f, hparams["features"], hparams["targets"]) for f in folders]
+    for number, (folder, member) in enumerate(zip(folders, members)):
+        heard = {row["spk_id"] for row in read_manifest(member.train_csv)}
+        overlap = sorted(speaker for speaker in heard if fold_of.get(speaker) == number)
+        if overlap:
+            raise ValueError(
+                f"Teacher {folder} trained on {member.train_csv}, which holds {len(overlap)} "
+                f"speaker(s) of fold {number} of {folds_file} (e.g. {overlap[0]}): it would "
+                "label speech it has heard. Train it on train_without_fold_"
+                f"{number}.csv."
+            )
+    return OutOfFoldTeacher(members, fold_of, str(folds_file)).eval()
+
+
 def load_blending_teacher(hparams: Dict) -> Tuple[Optional[nn.Module], Dict]:
     """The teacher a student blends with (``teacher_folder``: one trained model's folder, or a
     list of them: an :class:`EnsembleTeacher`), its blending options checked first, and what the
     run's summary records of it; ``None`` for a hard-label student (``hard_weight: 1.0``, whose
     YAML need not have teacher settings at all). An ensemble teacher in offline mode needs a
-    ``teacher_store`` of its own (the YAML's default lies in a single teacher's folder)."""
+    ``teacher_store`` of its own (the YAML's default lies in a single teacher's folder). With
+    ``teacher_folds`` (a ``folds.json``), the listed folders are out-of-fold teachers instead
+    (:class:`OutOfFoldTeacher`), offline only."""
     summary = {"hard_weight": hparams["hard_weight"]}
     if hparams["hard_weight"] == 1.0:
         return None, summary
@@ -210,6 +273,12 @@ def load_blending_teacher(hparams: Dict) -> Tuple[Optional[nn.Module], Dict]:
         getattr(hparams["targets"], "blank_index", None),
     )
     folders = hparams["teacher_folder"]
+    folds_file = hparams.get("teacher_folds")
+    if folds_file and hparams["teacher_mode"] != "offline":
+        raise ValueError(
+            "teacher_folds (out-of-fold teachers) works with teacher_mode: offline only: each "
+            "fold's teacher labels its fold into the store once."
+        )
     if isinstance(folders, (list, tuple)):
         store = str(hparams.get("teacher_store"))
         if hparams["teacher_mode"] == "offline" and str(list(folders)) in store:
@@ -218,8 +287,15 @@ def load_blending_teacher(hparams: Dict) -> Tuple[Optional[nn.Module], Dict]:
                 "teacher): give its store a folder of its own, e.g. "
                 "--teacher_store=results/ensemble_store."
             )
-        members = [load_teacher(f, hparams["features"], hparams["targets"]) for f in folders]
-        teacher = EnsembleTeacher(members).eval()
+        if folds_file:
+            teacher = load_out_of_fold_teacher(folders, folds_file, hparams)
+        else:
+            members = [load_teacher(f, hparams["features"], hparams["targets"]) for f in folders]
+            teacher = EnsembleTeacher(members).eval()
+    elif folds_file:
+        raise ValueError(
+            f"teacher_folds {folds_file} needs teacher_folder to list one teacher per fold."
+        )
     else:
         teacher = load_teacher(folders, hparams["features"], hparams["targets"])
     summary.update(

@@ -27,12 +27,13 @@ import torch
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.data_pipeline import provides, takes
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
+from torch import nn
 
 from blend_modules.data.atomic_files import file_sha256, write_atomically
 from blend_modules.data.frames import frame_counts
 from blend_modules.training.checkpoints import preserved_random_state
 from blend_modules.training.losses import teacher_confidence, teacher_topk
-from blend_modules.training.teacher import Teacher
+from blend_modules.training.teacher import OutOfFoldTeacher, Teacher
 
 logger = logging.getLogger(__name__)
 
@@ -349,21 +350,28 @@ class TeacherStore:
         )
 
 
-def expected_store(teacher: Teacher, hparams: Dict) -> Tuple[Path, Dict]:
-    """The run's store folder (``hparams['teacher_store']``) and the metadata its store must
-    have: ``teacher_store_top_k`` labels per frame, at most all."""
+def store_parts(teacher: nn.Module, hparams: Dict) -> List[Tuple[Teacher, Path, Dict]]:
+    """(teacher, folder, the metadata its store must have) of each part of the run's store
+    (``hparams['teacher_store']``): the store itself, or for out-of-fold teachers one part per
+    fold, ``<teacher_store>/fold_<i>``, written by fold i's teacher. A store keeps
+    ``teacher_store_top_k`` labels per frame, at most all."""
     outputs = hparams["targets"].outputs()
     store_top_k = min(hparams["teacher_store_top_k"], outputs["num_labels"])
-    return Path(hparams["teacher_store"]), store_metadata(teacher, store_top_k, outputs)
+    folder = Path(hparams["teacher_store"])
+    if isinstance(teacher, OutOfFoldTeacher):
+        parts = [(member, folder / f"fold_{i}") for i, member in enumerate(teacher.members)]
+    else:
+        parts = [(teacher, folder)]
+    return [(part, path, store_metadata(part, store_top_k, outputs)) for part, path in parts]
 
 
-def check_teacher_store(teacher: Teacher, hparams: Dict) -> None:
-    """Refuse an existing complete store that this run cannot use (other settings, fewer
-    labels per frame than ``top_k``, missing shards): called before the run's output folder
-    is created, so a refused run leaves nothing behind."""
-    folder, expected = expected_store(teacher, hparams)
-    if (folder / METADATA_FILE).is_file():
-        TeacherStore(folder, expected, hparams["top_k"])
+def check_teacher_store(teacher: nn.Module, hparams: Dict) -> None:
+    """Refuse an existing complete store (or part of one) that this run cannot use (other
+    settings, fewer labels per frame than ``top_k``, missing shards): called before the run's
+    output folder is created, so a refused run leaves nothing behind."""
+    for _, folder, expected in store_parts(teacher, hparams):
+        if (folder / METADATA_FILE).is_file():
+            TeacherStore(folder, expected, hparams["top_k"])
 
 
 @contextmanager
@@ -390,17 +398,11 @@ def store_lock(folder: Path):
             os.close(descriptor)
 
 
-def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str) -> Dict:
-    """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_log_probs`` (the
-    teacher's ``top_k`` labels) from the store in ``hparams['teacher_store']``, dumping it first
-    on ``device`` if it is absent or partial: ``teacher_store_top_k`` labels per frame (at most
-    all), in shards of ``teacher_store_shard_size`` utterances split across DDP processes.
-
-    An existing store written with other settings is refused, never overwritten; runs started
-    at once on one store take turns (:func:`store_lock`). Returns the store's metadata summary
-    (bytes per frame, teacher confidence).
-    """
-    folder, expected = expected_store(teacher, hparams)
+def open_store(
+    dataset, teacher: Teacher, folder: Path, expected: Dict, hparams: Dict, device: str
+) -> "TeacherStore":
+    """The store in ``folder`` for ``dataset``, dumped first by ``teacher`` if it is absent or
+    partial; runs started at once on one store take turns (:func:`store_lock`)."""
     with store_lock(folder):
         if not (folder / METADATA_FILE).is_file():
             with preserved_random_state():  # a resumed run skips the dump: same numbers drawn
@@ -416,13 +418,51 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str) 
                 )
         store = TeacherStore(folder, expected, hparams["top_k"])
     store.check_covers(dataset.data_ids)
-    summary = {
-        key: store.metadata[key]
-        for key in ("bytes_per_frame", "frames", "teacher_top1", "teacher_entropy")
-    }
+    return store
+
+
+def attach_teacher_store(dataset, teacher: nn.Module, hparams: Dict, device: str) -> Dict:
+    """Give ``dataset`` the items ``teacher_topk_ids`` and ``teacher_topk_log_probs`` (the
+    teacher's ``top_k`` labels) from the store in ``hparams['teacher_store']``, dumping it first
+    on ``device`` if it is absent or partial: ``teacher_store_top_k`` labels per frame (at most
+    all), in shards of ``teacher_store_shard_size`` utterances split across DDP processes. For
+    an :class:`~blend_modules.training.teacher.OutOfFoldTeacher` each fold's teacher writes the
+    part of its fold's utterances (by their ``spk_id``), and each utterance is read from its
+    fold's part.
+
+    An existing store written with other settings is refused, never overwritten; runs started
+    at once on one store take turns (:func:`store_lock`). Returns the store's metadata summary
+    (bytes per frame, teacher confidence; frame-weighted over the parts).
+    """
+    parts = store_parts(teacher, hparams)
+    if isinstance(teacher, OutOfFoldTeacher):
+        fold_of_utterance = {
+            utt_id: teacher.fold(utt_id, dataset.data[utt_id]["spk_id"])
+            for utt_id in dataset.data_ids
+        }
+        part_of = {}
+        for number, (member, folder, expected) in enumerate(parts):
+            ids = {utt_id for utt_id, fold in fold_of_utterance.items() if fold == number}
+            if ids:  # a transfer set may hold no speaker of a fold
+                fold = dataset.filtered_sorted(
+                    key_test={"id": lambda utt_id, ids=ids: utt_id in ids}
+                )
+                part_of[number] = open_store(fold, member, folder, expected, hparams, device)
+        stores = list(part_of.values())
+        store_of = {utt_id: part_of[fold] for utt_id, fold in fold_of_utterance.items()}
+    else:
+        ((member, folder, expected),) = parts
+        stores = [open_store(dataset, member, folder, expected, hparams, device)]
+        store_of = dict.fromkeys(dataset.data_ids, stores[0])
+    frames = sum(store.metadata["frames"] for store in stores)
+    summary = {"bytes_per_frame": stores[0].metadata["bytes_per_frame"], "frames": frames}
+    for key in ("teacher_top1", "teacher_entropy"):
+        summary[key] = (
+            sum(store.metadata[key] * store.metadata["frames"] for store in stores) / frames
+        )
     logger.info(
         "Teacher store %s: %d frames, %d bytes per frame; teacher mean top-1 %.3f, entropy %.3f nats.",
-        folder,
+        hparams["teacher_store"],
         summary["frames"],
         summary["bytes_per_frame"],
         summary["teacher_top1"],
@@ -432,7 +472,7 @@ def attach_teacher_store(dataset, teacher: Teacher, hparams: Dict, device: str) 
     @takes("id")
     @provides("teacher_topk_ids", "teacher_topk_log_probs")
     def store_pipeline(utt_id):
-        teacher_topk_ids, teacher_topk_log_probs = store[utt_id]
+        teacher_topk_ids, teacher_topk_log_probs = store_of[utt_id][utt_id]
         yield teacher_topk_ids
         yield teacher_topk_log_probs
 

@@ -1,0 +1,164 @@
+"""Out-of-fold teachers (issue 38): speaker folds, the check that no teacher labels speech it
+trained on, and a store whose every utterance holds the labels of its own fold's teacher."""
+
+import csv
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from speechbrain.dataio.batch import PaddedBatch
+
+from blend_modules.data.datasets import dataio_prepare
+from blend_modules.data.folds import read_folds, speaker_folds, write_folds
+from blend_modules.data.frames import frame_counts
+from blend_modules.data.manifests import audio_path
+from blend_modules.training.losses import teacher_topk
+from blend_modules.training.teacher import (
+    OutOfFoldTeacher,
+    load_blending_teacher,
+    load_teacher,
+)
+from blend_modules.training.teacher_store import attach_teacher_store
+
+STORE_K = 4
+
+
+def write_manifest(path, rows):
+    with open(path, "w", newline="") as csv_file:
+        writer = csv.DictWriter(csv_file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def read_rows(path):
+    with open(path, newline="") as csv_file:
+        return list(csv.DictReader(csv_file))
+
+
+def test_speaker_folds_are_stratified_deterministic_and_complete(tmp_path):
+    """12 speakers (4 children), 3 folds: 4 speakers each, the children spread 2 / 1 / 1;
+    teacher i's manifest is every row but fold i's speakers'."""
+    rows = [
+        {"ID": f"u{i:02d}", "spk_id": f"s{i // 2:02d}", "age_group": "child" if i < 8 else "adult"}
+        for i in range(24)
+    ]
+    manifest = write_manifest(tmp_path / "train.csv", rows)
+    folds = json.loads(write_folds(manifest, tmp_path / "folds", 3, seed=7).read_text())["folds"]
+    assert sorted(sum(folds, [])) == sorted({row["spk_id"] for row in rows})
+    assert [len(fold) for fold in folds] == [4, 4, 4]
+    children = {f"s{i:02d}" for i in range(4)}
+    assert sorted(len(children & set(fold)) for fold in folds) == [1, 1, 2]
+    for number, fold in enumerate(folds):
+        kept = read_rows(tmp_path / "folds" / f"train_without_fold_{number}.csv")
+        assert [row for row in rows if row["spk_id"] not in fold] == kept
+    assert speaker_folds(rows, 3, seed=7) == folds  # the seed decides
+    assert read_folds(tmp_path / "folds" / "folds.json")[folds[2][0]] == 2
+    with pytest.raises(ValueError, match="3 speakers cannot fill 4 folds"):
+        speaker_folds(rows[:6], 4, seed=7)
+
+
+@pytest.fixture(scope="module")
+def two_speakers(tiny_hparams, tmp_path_factory):
+    """The tiny training set with its utterances given to speakers a and b in turn, the fold
+    file {a: 0, b: 1} and each fold's complement manifest."""
+    root = tmp_path_factory.mktemp("folds")
+    rows = read_rows(tiny_hparams["train_csv"])
+    for i, row in enumerate(rows):
+        row["spk_id"] = "ab"[i % 2]
+        row["wav"] = str(audio_path(row["wav"], Path(tiny_hparams["train_csv"])))
+    manifest = write_manifest(root / "train.csv", rows)
+    (root / "folds.json").write_text(json.dumps({"folds": [["a"], ["b"]]}))
+    for number, speaker in enumerate("ab"):
+        kept = [row for row in rows if row["spk_id"] != speaker]
+        write_manifest(root / f"train_without_fold_{number}.csv", kept)
+    return root, manifest
+
+
+def blend_hparams(tiny_hparams, teacher_folder, root, **changes):
+    hparams = dict(tiny_hparams)
+    hparams.update(
+        hard_weight=0.5,
+        top_k=2,
+        temperature=1.0,
+        teacher_mode="offline",
+        teacher_store_top_k=STORE_K,
+        teacher_store=str(root / "store"),
+        teacher_store_shard_size=5,
+        teacher_folder=teacher_folder,
+        teacher_folds=str(root / "folds.json"),
+    )
+    hparams.update(changes)
+    return hparams
+
+
+def fold_teacher(trained_teacher, folder, train_csv):
+    """A copy of the trained teacher whose hyperparams.yaml says it trained on ``train_csv``."""
+    shutil.copytree(trained_teacher, folder, dirs_exist_ok=True)
+    hparams_file = folder / "hyperparams.yaml"
+    text = re.sub(r"(?m)^train_csv: .*$", f"train_csv: {train_csv}", hparams_file.read_text())
+    hparams_file.write_text(text)
+    return str(folder)
+
+
+def test_a_teacher_that_heard_its_fold_is_refused(tiny_hparams, trained_teacher, two_speakers):
+    root, _ = two_speakers
+    honest = [
+        fold_teacher(trained_teacher, root / f"teacher_{n}", root / f"train_without_fold_{n}.csv")
+        for n in (0, 1)
+    ]
+    teacher, summary = load_blending_teacher(blend_hparams(tiny_hparams, honest, root))
+    assert isinstance(teacher, OutOfFoldTeacher) and " | " in summary["teacher"]
+    swapped = list(reversed(honest))  # teacher 0 trained on fold 0's speaker a
+    with pytest.raises(ValueError, match=r"holds 1 speaker\(s\) of fold 0 .* \(e.g. a\)"):
+        load_blending_teacher(blend_hparams(tiny_hparams, swapped, root))
+    with pytest.raises(ValueError, match="has 2 folds but teacher_folder lists 1 teachers"):
+        load_blending_teacher(blend_hparams(tiny_hparams, honest[:1], root))
+    with pytest.raises(ValueError, match="needs teacher_folder to list one teacher per fold"):
+        load_blending_teacher(blend_hparams(tiny_hparams, honest[0], root))
+    with pytest.raises(ValueError, match="teacher_mode: offline only"):
+        load_blending_teacher(blend_hparams(tiny_hparams, honest, root, teacher_mode="online"))
+
+
+def test_each_utterance_holds_its_folds_teacher_labels(
+    tiny_hparams, trained_teacher, two_speakers, tmp_path
+):
+    """Two different teachers (the second's weights perturbed): an utterance of speaker a
+    holds the top-k of the teacher of fold 0, one of b that of fold 1."""
+    root, manifest = two_speakers
+    hparams = blend_hparams(tiny_hparams, [], root, train_csv=str(manifest))
+    hparams["teacher_store"] = str(tmp_path / "store")
+    members = [load_teacher(trained_teacher, hparams["features"], hparams["targets"]) for _ in "ab"]
+    with torch.no_grad():
+        for parameter in members[1].parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
+    teacher = OutOfFoldTeacher(members, {"a": 0, "b": 1}, "folds.json")
+    dataset = dataio_prepare(hparams)["train"]
+    summary = attach_teacher_store(dataset, teacher, hparams, "cpu")
+    assert (tmp_path / "store" / "fold_0" / "metadata.json").is_file()
+    assert (tmp_path / "store" / "fold_1" / "metadata.json").is_file()
+    frames, differs = 0, False
+    for index in range(len(dataset)):
+        item = dataset[index]
+        batch = PaddedBatch([item])
+        wavs, wav_lens = batch.sig
+        lengths = frame_counts(wav_lens, wavs.shape[1], hparams["features"])
+        features = hparams["features"]["compute_features"](wavs)
+        with torch.no_grad():
+            ids = [teacher_topk(member(features, lengths), 2)[0][0] for member in members]
+        own = 0 if dataset.data[item["id"]]["spk_id"] == "a" else 1
+        assert torch.equal(item["teacher_topk_ids"], ids[own])
+        differs |= not torch.equal(ids[0], ids[1])
+        frames += int(lengths[0])
+    assert differs and summary["frames"] == frames
+    stranger = dict(hparams, teacher_store=str(tmp_path / "other"))
+    rows = read_rows(manifest)
+    rows[3]["spk_id"] = "c"
+    stranger["train_csv"] = str(write_manifest(tmp_path / "stranger.csv", rows))
+    with pytest.raises(
+        ValueError, match=rf"Utterance {rows[3]['ID']}: its speaker c is in no fold"
+    ):
+        attach_teacher_store(dataio_prepare(stranger)["train"], teacher, stranger, "cpu")
