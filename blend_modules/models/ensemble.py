@@ -16,10 +16,14 @@ class PosteriorAverage(nn.Module):
         super().__init__()
         self.members = nn.ModuleList(members)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``[batch, frames, labels]`` log of the mean of the members' posteriors."""
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor = None
+    ) -> torch.Tensor:
+        """``[batch, frames, labels]`` log of the mean of the members' posteriors (``mask``:
+        the SpecAugment masks each member applies to its normalised features)."""
+        inputs = (features, lengths) if mask is None else (features, lengths, mask)
         log_posteriors = torch.stack(
-            [torch.log_softmax(member(features, lengths), dim=-1) for member in self.members]
+            [torch.log_softmax(member(*inputs), dim=-1) for member in self.members]
         )
         return torch.logsumexp(log_posteriors, dim=0) - torch.log(
             torch.tensor(float(len(self.members)))

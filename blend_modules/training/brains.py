@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Optional
 
 import speechbrain as sb
 import torch
@@ -81,19 +82,30 @@ class TeacherBrain(sb.Brain):
             )
         return features, wav_lens, self.frame_lengths(batch)
 
-    def model_logits(self, features, wav_lens, lengths, stage=None):
-        """Normalise (updating global statistics while training), mask training features if
-        the YAML asks (``spec_augment``: the ``augment`` block's ``masks``), and run the model,
-        which takes the relative frame lengths (its outputs do not depend on the padding)."""
+    def training_mask(self, features, stage) -> Optional[torch.Tensor]:
+        """A training batch's SpecAugment masks if the YAML asks (``spec_augment``: the
+        ``augment`` block's ``masks``), as a 0/1 tensor of the features' shape: SpeechBrain's
+        ``SpectrogramDrop`` sets masked values to zero, so the masks drawn on ones are the
+        masks themselves, and one draw can mask the student's and the teacher's input alike.
+        None otherwise."""
+        if stage != sb.Stage.TRAIN or not getattr(self.hparams, "spec_augment", False):
+            return None
+        return self.hparams.augment["masks"](torch.ones_like(features))
+
+    def model_logits(self, features, wav_lens, lengths, mask=None):
+        """Normalise (updating global statistics while training), apply the ``mask`` (of
+        :meth:`training_mask`) to the normalised features, and run the model, which takes the
+        relative frame lengths (its outputs do not depend on the padding)."""
         epoch = self.hparams.epoch_counter.current
         normalized = self.modules.normalize(features, wav_lens, epoch=epoch)
-        if stage == sb.Stage.TRAIN and getattr(self.hparams, "spec_augment", False):
-            normalized = self.hparams.augment["masks"](normalized)
+        if mask is not None:
+            normalized = normalized * mask
         return self.modules.model(normalized, relative_lengths(lengths, normalized.shape[1]))
 
     def compute_forward(self, batch, stage):
         """Per-frame logits ``[batch, frames, labels]``."""
-        return self.model_logits(*self.compute_features(batch), stage)
+        features, wav_lens, lengths = self.compute_features(batch)
+        return self.model_logits(features, wav_lens, lengths, self.training_mask(features, stage))
 
     def frame_lengths(self, batch):
         """The number of real frames of each utterance of the batch."""
@@ -294,13 +306,17 @@ class StudentBrain(TeacherBrain):
         self.teacher = teacher.to(self.device).eval() if teacher is not None else None
 
     def compute_forward(self, batch, stage):
-        """Student logits, plus the online teacher's logits on training batches."""
+        """Student logits, plus the online teacher's logits on training batches: of the same
+        masked input as the student's with ``consistent_augmentation`` (the masks applied to
+        each model's own normalised features), of the clean input otherwise."""
         if self.teacher is None or stage != sb.Stage.TRAIN:
             return super().compute_forward(batch, stage), None
         features, wav_lens, lengths = self.compute_features(batch)
+        mask = self.training_mask(features, stage)
+        consistent = getattr(self.hparams, "consistent_augmentation", False)
         with torch.no_grad():
-            teacher_logits = self.teacher(features, lengths)
-        return self.model_logits(features, wav_lens, lengths, stage), teacher_logits
+            teacher_logits = self.teacher(features, lengths, mask if consistent else None)
+        return self.model_logits(features, wav_lens, lengths, mask), teacher_logits
 
     def compute_objectives(self, predictions, batch, stage):
         """The blend loss on training batches, hard-label CE otherwise."""

@@ -54,11 +54,17 @@ class Teacher(torch.nn.Module):
         self.checkpoint = checkpoint
         self.train_csv = train_csv  # the manifest it trained on (out-of-fold checks)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, mask: torch.Tensor = None
+    ) -> torch.Tensor:
         """Per-frame logits ``[batch, frames, labels]`` from unnormalised ``[batch, frames,
-        features]`` and each utterance's number of real frames."""
+        features]`` and each utterance's number of real frames; a 0/1 ``mask`` of the features'
+        shape (the student's SpecAugment masks) multiplies the normalised features."""
         relative = relative_lengths(lengths, features.shape[1])
-        return self.model(self.normalize(features, relative), relative)
+        normalized = self.normalize(features, relative)
+        if mask is not None:
+            normalized = normalized * mask
+        return self.model(normalized, relative)
 
 
 def describe_outputs(outputs: Dict) -> str:
@@ -274,6 +280,14 @@ def load_blending_teacher(hparams: Dict) -> Tuple[Optional[nn.Module], Dict]:
     )
     folders = hparams["teacher_folder"]
     folds_file = hparams.get("teacher_folds")
+    if hparams.get("consistent_augmentation") and not (
+        hparams["teacher_mode"] == "online" and hparams.get("spec_augment")
+    ):
+        raise ValueError(
+            "consistent_augmentation needs teacher_mode: online and spec_augment: True: the "
+            "teacher labels the student's masked input as it trains (a store holds labels of "
+            "the clean input)."
+        )
     if folds_file and hparams["teacher_mode"] != "offline":
         raise ValueError(
             "teacher_folds (out-of-fold teachers) works with teacher_mode: offline only: each "
