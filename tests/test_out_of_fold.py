@@ -1,5 +1,6 @@
 """Out-of-fold teachers (issue 38): speaker folds, the check that no teacher labels speech it
-trained on, and a store whose every utterance holds the labels of its own fold's teacher."""
+trained on, a store whose every utterance holds the labels of its own fold's teacher, and a
+transfer set that adds unlabelled audio."""
 
 import csv
 import json
@@ -14,7 +15,8 @@ from speechbrain.dataio.batch import PaddedBatch
 from blend_modules.data.datasets import dataio_prepare
 from blend_modules.data.folds import read_folds, speaker_folds, write_folds
 from blend_modules.data.frames import frame_counts
-from blend_modules.data.manifests import audio_path
+from blend_modules.data.manifests import audio_path, join_manifests
+from blend_modules.targets.frame import UNALIGNED
 from blend_modules.training.losses import teacher_topk
 from blend_modules.training.teacher import (
     OutOfFoldTeacher,
@@ -162,3 +164,32 @@ def test_each_utterance_holds_its_folds_teacher_labels(
         ValueError, match=rf"Utterance {rows[3]['ID']}: its speaker c is in no fold"
     ):
         attach_teacher_store(dataio_prepare(stranger)["train"], teacher, stranger, "cpu")
+
+
+def test_a_transfer_set_of_labelled_and_unlabelled_audio(tiny_hparams, tmp_path):
+    """join_manifests: the training set and recordings without alignment in one manifest
+    (wav paths resolved, so it may live anywhere); with soft_only_unaligned the unaligned ones
+    train with no hard target. Other columns or a repeated ID are named."""
+    train = Path(tiny_hparams["train_csv"])
+    rows = read_rows(train)
+    extra = [dict(row, ID=f"unlabelled_{row['ID']}") for row in rows[:3]]
+    for row in extra:
+        row["wav"] = str(audio_path(row["wav"], train))
+    unlabelled = write_manifest(tmp_path / "unlabelled.csv", extra)
+    joined = join_manifests([train, unlabelled], tmp_path / "elsewhere" / "transfer.csv")
+    assert [row["ID"] for row in read_rows(joined)] == [row["ID"] for row in rows + extra]
+    targets = tiny_hparams["targets"]
+    hparams = dict(tiny_hparams, train_csv=str(joined))
+    targets.soft_only_unaligned = True
+    try:
+        dataset = dataio_prepare(hparams)["train"]
+    finally:
+        targets.soft_only_unaligned = False
+    labels = {item["id"]: item["frame_labels"] for item in dataset}
+    assert all((labels[row["ID"]] == UNALIGNED).all() for row in extra)
+    assert not any((labels[row["ID"]] == UNALIGNED).all() for row in rows)
+    with pytest.raises(ValueError, match=r"utterance '.*' is also in"):
+        join_manifests([train, train], tmp_path / "twice.csv")
+    write_manifest(tmp_path / "other.csv", [{"ID": "x", "wav": "x.wav"}])
+    with pytest.raises(ValueError, match=r"other.csv: columns \['ID', 'wav'\], not those of"):
+        join_manifests([train, tmp_path / "other.csv"], tmp_path / "bad.csv")

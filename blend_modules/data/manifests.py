@@ -9,12 +9,16 @@ is checked before any training starts (the targets then check their own inputs),
 fails in seconds with the file, line and utterance named."""
 
 import csv
+import io
 import math
+import sys
 from pathlib import Path
-from typing import Dict, Mapping, NamedTuple
+from typing import Dict, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import soundfile as sf
+
+from blend_modules.data.atomic_files import write_atomically
 
 REQUIRED_COLUMNS = ("ID", "duration", "wav")
 
@@ -161,3 +165,41 @@ def check_column(
         value = row.get(column)
         if value is None or (not allow_empty and not str(value).strip()):
             raise ValueError(f"{manifest}: utterance '{utt_id}' has no '{column}' ({needed_for}).")
+
+
+def join_manifests(manifests: Sequence, output) -> Path:
+    """One manifest of the rows of ``manifests`` in order (e.g. the training set and the
+    corpus's unlabelled recordings: a transfer set for a teacher's soft labels, trained with
+    ``targets: {soft_only_unaligned: True}``), their ``wav`` paths resolved (``$data_root``)
+    so that the output may live anywhere; written atomically. ``ValueError`` naming the file
+    if its columns differ from the first's, or naming the utterance ID found in two of them."""
+    rows, columns, seen = [], None, {}
+    for manifest in map(Path, manifests):
+        with open(manifest, newline="") as csv_file:
+            reader = csv.DictReader(csv_file)
+            if columns is None:
+                columns = reader.fieldnames
+            elif reader.fieldnames != columns:
+                raise ValueError(
+                    f"{manifest}: columns {reader.fieldnames}, not those of {manifests[0]} "
+                    f"({columns})."
+                )
+            for row in reader:
+                if row["ID"] in seen:
+                    raise ValueError(
+                        f"{manifest}: utterance '{row['ID']}' is also in {seen[row['ID']]}."
+                    )
+                seen[row["ID"]] = manifest
+                rows.append({**row, "wav": str(audio_path(row["wav"], manifest))})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    data = text.getvalue().encode()
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(output), lambda stream: stream.write(data))
+    return Path(output)
+
+
+if __name__ == "__main__":  # python -m blend_modules.data.manifests OUTPUT INPUT [INPUT ...]
+    print(join_manifests(sys.argv[2:], sys.argv[1]))
