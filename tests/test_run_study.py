@@ -27,6 +27,11 @@ STAND_IN = r"""
 import json, os, sys, time
 from pathlib import Path
 args = sys.argv[1:]
+if args[0] == "-m":  # a preparation step: the real module
+    import runpy
+    sys.argv = args[1:]
+    runpy.run_module(args[1], run_name="__main__")
+    sys.exit(0)
 options = dict(arg[2:].split("=", 1) for arg in args[2:] if arg.startswith("--"))
 if args[0] == "perturb.py":
     copies = Path(options["prepared_folder"]) / "speed_perturbed"
@@ -239,3 +244,52 @@ def test_ctc_study(tmp_path):
         assert all(writer_end <= start for start, _ in readers)
     plan = json.loads((recipe / "results" / "study_ctc" / "plan.json").read_text())
     assert ["blend_frames", "ensemble"] in plan["comparisons"]
+
+
+def test_the_honest_labels_study(tmp_path):
+    """Issue 38's plan: the folds and the transfer set prepared once (the real modules), one
+    set of fold teachers (the first seed's), each on its fold's complement, teaching the
+    out-of-fold students of every seed from their fold file; the remedies of one seed at the
+    first only."""
+    recipe = tmp_path / "Corpus" / "Blend"
+    prepared = recipe / "results" / "prepared"
+    prepared.mkdir(parents=True)
+    rows = "".join(f"u{i},1.0,u{i}.wav,s{i % 6},w,child,f\n" for i in range(12))
+    (prepared / "train.csv").write_text("ID,duration,wav,spk_id,words,age_group,gender\n" + rows)
+    (prepared / "unlabelled.csv").write_text(
+        "ID,duration,wav,spk_id,words,age_group,gender\nx0,1.0,x0.wav,s0,,,\n"
+    )
+    (prepared / "test.csv").write_text("ID,duration,wav,spk_id\n")
+    (tmp_path / "stand_in.py").write_text(STAND_IN)
+    command = [sys.executable, "-m", "blend_modules.study.runner", str(recipe), "honest_labels"]
+    command += ["--jobs=2", "--poll_s=0.05", "--seeds", "1986", "1"]
+    command += [f"--python={sys.executable} {tmp_path / 'stand_in.py'}", f"--docs={tmp_path / 'd'}"]
+    env = dict(os.environ, RUN_RECORD=str(tmp_path / "runs.jsonl"))
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    runs = {
+        (run["condition"], run["seed"]): run
+        for run in map(json.loads, (tmp_path / "runs.jsonl").read_text().splitlines())
+    }
+    study = "results/study_honest_labels"
+    for number in range(3):
+        teacher = runs.pop((f"oof_teacher_fold{number}", "1986"))
+        assert teacher["options"]["train_csv"] == f"{study}/folds/train_without_fold_{number}.csv"
+        assert (recipe / teacher["options"]["train_csv"]).is_file()
+    assert not any(name.startswith("oof_teacher") for name, _ in runs)  # the first seed only
+    for seed in ("1986", "1"):
+        options = runs[("oof_blend", seed)]["options"]
+        assert options["teacher_folds"] == f"{study}/folds/folds.json"
+        assert (
+            options["teacher_folder"]
+            == "[" + ", ".join(f"{study}/oof_teacher_fold{n}/1986" for n in range(3)) + "]"
+        )
+        transfer = runs[("oof_unlabelled_blend", seed)]["options"]
+        assert transfer["train_csv"] == f"{study}/transfer.csv"
+    assert len((recipe / study / "transfer.csv").read_text().splitlines()) == 1 + 12 + 1
+    consistent = runs[("consistent_blend", "1986")]["options"]
+    assert consistent["teacher_mode"] == "online" and consistent["number_of_epochs"] == "18"
+    assert ("consistent_blend", "1") not in runs and ("blend_l0.25_k6_T1.0", "1") in runs
+    plan = json.loads((recipe / study / "plan.json").read_text())
+    assert ["oof_unlabelled_blend", "oof_blend"] in plan["comparisons"]
+    assert ["consistent_blend", "clean_labels_blend"] in plan["comparisons"]

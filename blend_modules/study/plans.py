@@ -14,7 +14,7 @@ by the λ that was chosen.
 from dataclasses import dataclass, field
 from typing import List, Mapping, Sequence, Tuple, Union
 
-ALL, FIRST, ONCE = "all", "first", "once"  # a condition's seeds: every seed, the first, no seed
+ALL, FIRST = "all", "first"  # a condition's seeds: every seed, or the first
 
 
 BLEND_NAME = "blend_l{hard_weight}_k{top_k}_T{temperature}"
@@ -53,17 +53,19 @@ Value = Union[str, int, float, Chosen]
 @dataclass(frozen=True)
 class Condition:
     """One condition of a study: ``script hparams/<hparams> --model_name=<name> --seed=<seed>``
-    with ``args`` (``--key=value``; values may be :class:`Chosen`) after the study's own
-    overrides (or in place of the ``replace_overrides`` keys of them).
+    with ``args`` (``--key=value``; values may be :class:`Chosen`, and hold ``{prepared}`` or
+    ``{study}`` for those folders) after the study's own overrides (or in place of the
+    ``replace_overrides`` keys of them).
 
-    ``teachers``: the conditions whose same-seed runs teach it (``--teacher_folder``; two: the
-    average of their posteriors); ``members``: an ensemble's; ``after``: other conditions that
-    must have finished first (a preparation step). ``store``: the folder of its teacher store
-    when not the teacher's own (formatted with ``study`` and ``seed``); runs that share a store
-    wait for the first of them, which writes it. ``compare``: the baselines it is paired with in
-    the tables (condition names, or a decision's name: its best candidate). ``outputs``: for a
-    step without seeds (``ONCE``), the files (formatted with ``prepared``) that say it is done;
-    a condition with seeds is done when its ``summary.json`` exists."""
+    ``teachers``: the conditions whose runs teach it (``--teacher_folder``; several: the
+    average of their posteriors, or with ``teacher_folds`` in ``args`` out-of-fold teachers),
+    of the same seed, or of the first with ``teacher_seeds=FIRST`` (one set of teachers for
+    every student seed); ``members``: an ensemble's (same seed); ``after``: the
+    :class:`Step` s that must have run first. ``store``: the folder of its teacher store when not
+    the teacher's own (formatted with ``study`` and ``seed``); runs that share a store wait for
+    the first of them, which writes it. ``compare``: the baselines it is paired with in the
+    tables (condition names, or a decision's name: its best candidate). A run is done when its
+    ``summary.json`` exists."""
 
     name: str
     script: str
@@ -71,12 +73,25 @@ class Condition:
     seeds: str = ALL
     args: Mapping[str, Value] = field(default_factory=dict)
     teachers: Tuple[str, ...] = ()
+    teacher_seeds: str = "same"
     members: Tuple[str, ...] = ()
     after: Tuple[str, ...] = ()
     store: str = None
     compare: Tuple[str, ...] = ()
     replace_overrides: Mapping[str, Value] = field(default_factory=dict)
-    outputs: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """A preparation run once, before the conditions that name it in ``after``:
+    ``python <command>`` in the recipe folder (``{prepared}`` and ``{study}`` formatted), the
+    study's overrides appended if ``overrides`` (a recipe script that loads its YAML); done
+    when its ``outputs`` exist."""
+
+    name: str
+    command: Tuple[str, ...]
+    outputs: Tuple[str, ...]
+    overrides: bool = False
 
 
 @dataclass
@@ -84,7 +99,7 @@ class Study:
     """The conditions (in the order they are started when several could be), the decisions
     their chosen settings come from, and the label count (the k axis; None for CTC)."""
 
-    conditions: List[Condition]
+    conditions: List[Union[Condition, Step]]
     decisions: List[Decision] = field(default_factory=list)
     num_labels: int = None
 
@@ -311,12 +326,11 @@ def perturbed(chosen, models, perturbed_epochs) -> List[Condition]:
     epochs = {"number_of_epochs": perturbed_epochs} if perturbed_epochs else {}
     copies = {"train_csv": f"{COPIES}/train.csv"}
     return [
-        Condition(
+        Step(
             "perturb",
-            "perturb.py",
-            "cnn.yaml",
-            ONCE,
-            outputs=(f"{COPIES}/train.csv", f"{COPIES}/stretched.ali"),
+            ("perturb.py", "hparams/cnn.yaml", "--prepared_folder={prepared}"),
+            (f"{COPIES}/train.csv", f"{COPIES}/stretched.ali"),
+            overrides=True,
         ),
         Condition(
             "remedy_cnn_perturbed",
@@ -402,6 +416,158 @@ REMEDIES = {
 
 
 MODEL_YAMLS = ("vgg_narrow", "blstm_large")  # the remedies' networks, under hparams/models/
+
+
+SETTING_AT_2_9_HOURS = {"hard_weight": 0.25, "top_k": 6, "temperature": 1.0}  # chosen on valid
+
+
+def honest_labels_study(
+    models: Mapping[str, str],
+    setting: Mapping[str, Value] = SETTING_AT_2_9_HOURS,
+    num_folds: int = 3,
+    longer_epochs: int = 18,
+    remedy_seeds: Mapping[str, str] = None,
+) -> Study:
+    """The study where the teacher's labels are said of speech it has not fitted (issue 38):
+    the headline (teacher, CNN, ensemble, the CNN blended at ``setting``) on every seed, and
+    (a) ``oof_blend``: the same student from out-of-fold teachers (``num_folds`` speaker folds,
+    :mod:`blend_modules.data.folds`; one set of fold teachers, the first seed's, for every
+    student seed) against the in-sample teacher's; (b) ``consistent_blend``: the online teacher
+    labelling the student's SpecAugmented input, ``longer_epochs`` epochs, against
+    ``clean_labels_blend``, the same masked student with the stored labels of the clean input;
+    (c) ``oof_unlabelled_blend``: the out-of-fold labels on the training set and the corpus's
+    unlabelled recordings (soft labels only there) against ``oof_blend``; (d) the larger teacher
+    (``blstm_large``) and its same-size student; (e) the small student (``vgg_narrow``) from
+    it against the small CNN. ``remedy_seeds``: ``ALL`` or ``FIRST`` per remedy letter (default:
+    a and c on every seed, b, d and e on the first: the CPU budget)."""
+    seeds = {"a": ALL, "b": FIRST, "c": ALL, "d": FIRST, "e": FIRST, **(remedy_seeds or {})}
+    headline_blend = blend(**setting, compare=("cnn", "blstm", "ensemble"))
+    baselines = ("cnn", "blstm", "ensemble", headline_blend.name)
+    folds = "{study}/folds"
+    fold_teachers = tuple(f"oof_teacher_fold{number}" for number in range(num_folds))
+    out_of_fold = {**setting, "teacher_folds": f"{folds}/folds.json"}
+    longer = {"number_of_epochs": longer_epochs}
+    narrow = {"architecture": models["vgg_narrow"]}
+    conditions = headline() + [headline_blend]
+    conditions += [
+        Step(
+            "folds",
+            (
+                "-m",
+                "blend_modules.data.folds",
+                "{prepared}/train.csv",
+                folds,
+                "--folds",
+                str(num_folds),
+            ),
+            (f"{folds}/folds.json",)
+            + tuple(f"{folds}/train_without_fold_{n}.csv" for n in range(num_folds)),
+        ),
+        *(
+            Condition(
+                teacher,
+                "train_teacher.py",
+                "blstm.yaml",
+                FIRST,
+                {"train_csv": f"{folds}/train_without_fold_{number}.csv"},
+                after=("folds",),
+            )
+            for number, teacher in enumerate(fold_teachers)
+        ),
+        Condition(
+            "oof_blend",
+            "train_blend.py",
+            "cnn_blend.yaml",
+            seeds["a"],
+            out_of_fold,
+            teachers=fold_teachers,
+            teacher_seeds=FIRST,
+            store="{study}/oof_blend/{seed}/store",
+            compare=baselines,
+        ),
+        Condition(
+            "clean_labels_blend",
+            "train_blend.py",
+            "cnn_blend.yaml",
+            seeds["b"],
+            {**setting, "spec_augment": True},
+            teachers=("blstm",),
+            replace_overrides=longer,
+            compare=baselines,
+        ),
+        Condition(
+            "consistent_blend",
+            "train_blend.py",
+            "cnn_blend.yaml",
+            seeds["b"],
+            {
+                **setting,
+                "spec_augment": True,
+                "teacher_mode": "online",
+                "consistent_augmentation": True,
+            },
+            teachers=("blstm",),
+            replace_overrides=longer,
+            compare=baselines + ("clean_labels_blend",),
+        ),
+        Step(
+            "transfer",
+            (
+                "-m",
+                "blend_modules.data.manifests",
+                "{study}/transfer.csv",
+                "{prepared}/train.csv",
+                "{prepared}/unlabelled.csv",
+            ),
+            ("{study}/transfer.csv",),
+        ),
+        Condition(
+            "oof_unlabelled_blend",
+            "train_blend.py",
+            "cnn_blend.yaml",
+            seeds["c"],
+            {
+                **out_of_fold,
+                "train_csv": "{study}/transfer.csv",
+                "targets": "{soft_only_unaligned: True}",
+            },
+            teachers=fold_teachers,
+            teacher_seeds=FIRST,
+            after=("transfer",),
+            store="{study}/oof_unlabelled_blend/{seed}/store",
+            compare=baselines + ("oof_blend",),
+        ),
+        Condition(
+            "teacher_large",
+            "train_teacher.py",
+            "blstm.yaml",
+            seeds["d"],
+            {"architecture": models["blstm_large"]},
+            compare=("blstm", "cnn"),
+        ),
+        Condition(
+            "large_teacher_blend",
+            "train_blend.py",
+            "cnn_blend.yaml",
+            seeds["d"],
+            setting,
+            teachers=("teacher_large",),
+            compare=baselines + ("teacher_large",),
+        ),
+        Condition(
+            "small_cnn", "train_blend.py", "cnn.yaml", seeds["e"], narrow, compare=("blstm",)
+        ),
+        Condition(
+            "small_large_teacher_blend",
+            "train_blend.py",
+            "cnn_blend.yaml",
+            seeds["e"],
+            {**narrow, **setting},
+            teachers=("teacher_large",),
+            compare=("small_cnn", "teacher_large"),
+        ),
+    ]
+    return Study(conditions)
 
 
 def ctc_study() -> Study:

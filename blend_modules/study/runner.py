@@ -10,11 +10,12 @@ runs in progress end first). Then the study's CSV, tables and plots
 
     python -m blend_modules.study.runner RECIPE frame --num_labels 620 [options] [--key=value ...]
     python -m blend_modules.study.runner RECIPE ctc [options] [--key=value ...]
+    python -m blend_modules.study.runner RECIPE honest_labels [options] [--key=value ...]
 
 e.g. ``python -m blend_modules.study.runner recipes/SpeechOcean762/Blend frame --num_labels 620
---jobs 2``. Runs go to ``<recipe>/<study>/<condition>/<seed>/`` (default ``results/study[_ctc]``;
+--jobs 2``. Runs go to ``<recipe>/<study>/<condition>/<seed>/`` (default ``results/study[_ctc|_honest_labels]``;
 logs in ``<study>/logs/``), sharing the prepared data (``--prepared``, default
-``results/prepared``); the outputs to ``--docs`` (default ``docs/study/<corpus>[_ctc]``). Every
+``results/prepared``); the outputs to ``--docs`` (default ``docs/study/<corpus>[_ctc|_honest_labels]``). Every
 ``--key=value`` the runner does not know goes to every run (e.g. the 2.9-hour corpus).
 """
 
@@ -26,22 +27,23 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from blend_modules.analysis import study as study_outputs
 from blend_modules.data.hparams import SHARED_HPARAMS, model_override
 from blend_modules.study.plans import (
     FIRST,
     MODEL_YAMLS,
-    ONCE,
     SETTINGS,
     STORE_TOP_K,
     YAML_STORE_TOP_K,
     Chosen,
     Condition,
+    Step,
     Study,
     ctc_study,
     frame_study,
+    honest_labels_study,
 )
 
 REPO = SHARED_HPARAMS.parent
@@ -91,20 +93,27 @@ class StudyRunner:
             (condition, seed) for condition in study.conditions for seed in self.seeds_of(condition)
         ]
 
-    def seeds_of(self, condition: Condition) -> List[Optional[int]]:
-        """The seeds a condition runs on (``[None]`` for a step without seeds)."""
-        return {ONCE: [None], FIRST: self.seeds[:1]}.get(condition.seeds, self.seeds)
+    def seeds_of(self, condition: Union[Condition, Step]) -> List[Optional[int]]:
+        """The seeds a condition runs on (``[None]`` for a step)."""
+        if isinstance(condition, Step):
+            return [None]
+        return self.seeds[:1] if condition.seeds == FIRST else self.seeds
 
     def folder(self, name: str, seed: Optional[int]) -> str:
         """A run's folder, relative to the recipe."""
         return f"{self.study_folder}/{name}/{seed}"
 
+    def formatted(self, text: str) -> str:
+        """``text`` with ``{prepared}`` and ``{study}`` replaced by the folders (nothing else:
+        an override may hold braces of its own)."""
+        return text.replace("{prepared}", self.prepared).replace("{study}", self.study_folder)
+
     def done(self, run: Run) -> bool:
         """Whether a run has finished: its ``summary.json``, or a step's outputs."""
         if run.seed is None:
-            condition = next(c for c in self.study.conditions if c.name == run.name)
-            outputs = [output.format(prepared=self.prepared) for output in condition.outputs]
-            return bool(outputs) and all((self.recipe / output).is_file() for output in outputs)
+            step = next(c for c in self.study.conditions if c.name == run.name)
+            outputs = [self.recipe / self.formatted(output) for output in step.outputs]
+            return all(output.is_file() for output in outputs)
         return (self.recipe / self.folder(run.name, run.seed) / "summary.json").is_file()
 
     def decide(self, name: str) -> Optional[Dict]:
@@ -131,9 +140,13 @@ class StudyRunner:
         self.decided[name] = {**settings, "condition": condition}
         return self.decided[name]
 
-    def resolve(self, condition: Condition, seed: Optional[int]) -> Optional[Run]:
+    def resolve(self, condition: Union[Condition, Step], seed: Optional[int]) -> Optional[Run]:
         """The run of ``condition`` at ``seed``, or None while a decision it takes a setting
         from is not made."""
+        if isinstance(condition, Step):
+            command = [self.formatted(part) for part in condition.command]
+            command += self.overrides if condition.overrides else []
+            return Run(condition.name, None, tuple(command), (), None, ())
         args = {}
         for key, value in condition.args.items():
             if isinstance(value, Chosen):
@@ -143,9 +156,11 @@ class StudyRunner:
                 value = settings[value.parameter]
             args[key] = value
         name = condition.name.format(**args)
-        extra, needs = [], [(other, seed) for other in condition.teachers + condition.members]
+        teacher_seed = self.seeds[0] if condition.teacher_seeds == FIRST else seed
+        needs = [(teacher, teacher_seed) for teacher in condition.teachers]
+        needs += [(member, seed) for member in condition.members]
         needs += [(step, None) for step in condition.after]
-        teachers = [self.folder(teacher, seed) for teacher in condition.teachers]
+        extra, teachers = [], [self.folder(teacher, teacher_seed) for teacher in condition.teachers]
         if teachers:
             extra.append(f"--teacher_folder={listed(teachers)}")
         if condition.members:
@@ -157,21 +172,17 @@ class StudyRunner:
             extra.append(f"--teacher_store={store}")
         if teachers:
             store = (store or tuple(teachers), args.get("teacher_store_top_k"))
-        command = [condition.script, f"hparams/{condition.hparams}"]
-        if seed is not None:
-            command += [
-                f"--results_folder={self.study_folder}",
-                f"--prepared_folder={self.prepared}",
-                f"--model_name={name}",
-                f"--seed={seed}",
-            ]
-        else:
-            command.append(f"--prepared_folder={self.prepared}")
-        command += extra
+        command = [
+            condition.script,
+            f"hparams/{condition.hparams}",
+            f"--results_folder={self.study_folder}",
+            f"--prepared_folder={self.prepared}",
+            f"--model_name={name}",
+            f"--seed={seed}",
+            *extra,
+        ]
         command += [
-            f"--{key}={value}".replace("{prepared}", self.prepared)
-            for key, value in args.items()
-            if value is not None
+            self.formatted(f"--{key}={value}") for key, value in args.items() if value is not None
         ]
         replaced = condition.replace_overrides
         command += [o for o in self.overrides if o[2:].split("=", 1)[0] not in replaced]
@@ -281,7 +292,11 @@ def log_name(run: Run) -> str:
 def main(argv: Sequence[str] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("recipe", help="the recipe folder, e.g. recipes/SpeechOcean762/Blend")
-    parser.add_argument("targets", choices=("frame", "ctc"))
+    parser.add_argument(
+        "targets",
+        choices=("frame", "ctc", "honest_labels"),
+        help="the paper's study with frame or CTC targets, or the out-of-fold one (frame)",
+    )
     parser.add_argument("--num_labels", type=int, help="frame targets: the label set's size")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1986, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="runs at once")
@@ -306,13 +321,15 @@ def main(argv: Sequence[str] = None) -> None:
     for override in overrides:
         if not (override.startswith("--") and "=" in override):
             parser.error(f"{override!r} is neither an option nor a --key=value override")
-    suffix = "_ctc" if arguments.targets == "ctc" else ""
-    if arguments.targets == "frame":
+    suffix = {"frame": "", "ctc": "_ctc", "honest_labels": "_honest_labels"}[arguments.targets]
+    models = {
+        name: model_override(SHARED_HPARAMS / "models" / f"{name}.yaml") for name in MODEL_YAMLS
+    }
+    if arguments.targets == "honest_labels":
+        study = honest_labels_study(models)
+    elif arguments.targets == "frame":
         if arguments.num_labels is None:
             parser.error("frame targets need --num_labels")
-        models = {
-            name: model_override(SHARED_HPARAMS / "models" / f"{name}.yaml") for name in MODEL_YAMLS
-        }
         study = frame_study(
             arguments.num_labels,
             arguments.top_ks,
