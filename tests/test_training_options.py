@@ -173,7 +173,8 @@ def test_the_ablation_script_runs_each_condition_with_its_overrides_and_skips_fi
         and "--prepared_folder=results/5h_16k/prepared_1500" in labels
     )
     cnn = commands("cnn")
-    assert "cnn_base: done" in cnn and not any("--model_name=cnn_base" in line for line in cnn)
+    assert "cnn_base seed 1986: done" in cnn
+    assert not any("--model_name=cnn_base " in line for line in cnn)
     assert any("--architecture={model: {dropout: 0.4}}" in line for line in cnn)
 
 
@@ -197,4 +198,22 @@ def test_two_ablation_scripts_share_a_list_of_conditions(tmp_path):
     first.communicate(timeout=30)
     runs = [line.split("--model_name=")[1].split()[0] for line in record.read_text().splitlines()]
     assert sorted(runs) == ["blstm_fixedlr", "blstm_uttnorm"]
-    assert "blstm_uttnorm: training in another process" in second.stdout
+    assert "blstm_uttnorm seed 1986: training in another process" in second.stdout
+
+
+def test_the_ablation_script_combines_remedies_and_runs_seeds(tmp_path):
+    """A condition 'a+b' has the overrides (and corpus additions) of both; SEEDS runs each
+    condition on each seed."""
+    script = shutil.copy(RECIPE / "run_5h_ablation.sh", tmp_path)
+    run = subprocess.run(
+        ["bash", script, "/data/so762", "teacher", "specaug+labels1500"],
+        env={"PATH": "/usr/bin:/bin", "PYTHON": "echo", "SEEDS": "1986 1 2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    commands = [line for line in run.stdout.splitlines() if line.startswith("train_teacher.py")]
+    assert [line.split("--seed=")[1].split()[0] for line in commands] == ["1986", "1", "2"]
+    for line in commands:
+        assert "--model_name=blstm_specaug+labels1500" in line and "--spec_augment=True" in line
+        assert "senones_kept: 1380}" in line and "prepared_1500" in line

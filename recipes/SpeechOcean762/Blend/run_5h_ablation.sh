@@ -3,10 +3,11 @@
 # teacher or the CNN (one model per invocation, so that two run side by side on two cores):
 #   bash run_5h_ablation.sh /path/to/speechocean762 teacher [condition ...]
 #   bash run_5h_ablation.sh /path/to/speechocean762 cnn [condition ...]
-# Without conditions, all of them in order. Resumable: rerun the same command after a stop; a
-# finished run (its summary.json) is skipped, an unfinished one resumes from its checkpoint. A
-# run another invocation is training (its lock file held) is skipped too, so two invocations
-# may share one list of conditions, one per core.
+# Without conditions, all of them in order. A condition may combine remedies with '+' (e.g.
+# specaug+labels1500: the overrides of both). SEEDS (default 1986) runs each condition on each
+# seed. Resumable: rerun the same command after a stop; a finished run (its summary.json) is
+# skipped, an unfinished one resumes from its checkpoint. A run another invocation is training
+# (its lock file held) is skipped too, so two invocations may share one list, one per core.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -41,21 +42,29 @@ CONDITIONS=("$@")
 [ ${#CONDITIONS[@]} -gt 0 ] || CONDITIONS=(base specaug uttnorm fixedlr dropout_wd labels1500)
 
 for condition in "${CONDITIONS[@]}"; do
-    [ -n "${OVERRIDES[$condition]+set}" ] || { echo "unknown condition '$condition'" >&2; exit 2; }
+    extra=() corpus_extra=""
+    IFS='+' read -r -a remedies <<< "$condition"
+    for remedy in "${remedies[@]}"; do
+        [ -n "${OVERRIDES[$remedy]+set}" ] || { echo "unknown condition '$remedy'" >&2; exit 2; }
+        IFS='|' read -r -a more <<< "${OVERRIDES[$remedy]}"
+        extra+=("${more[@]}")
+        corpus_extra+=${CORPUS_EXTRA[$remedy]:-}
+    done
     name=${PREFIX}_$condition
-    if [ -f "results/5h_16k/$name/1986/summary.json" ]; then
-        echo "$name: done"
-        continue
-    fi
-    mkdir -p results/5h_16k
-    exec 9> "results/5h_16k/$name.lock"  # held by the training while it runs, released at its end
-    if ! flock -n 9; then
-        echo "$name: training in another process"
-        continue
-    fi
-    IFS='|' read -r -a extra <<< "${OVERRIDES[$condition]}"
-    echo "$name: $PYTHON $SCRIPT $YAML ${extra[*]}"
-    corpus="--corpus={$CORPUS${CORPUS_EXTRA[$condition]:-}}"
-    "$PYTHON" "$SCRIPT" "$YAML" "$corpus" "${COMMON[@]}" --model_name="$name" "${extra[@]}"
-    exec 9>&-
+    for seed in ${SEEDS:-1986}; do
+        if [ -f "results/5h_16k/$name/$seed/summary.json" ]; then
+            echo "$name seed $seed: done"
+            continue
+        fi
+        mkdir -p results/5h_16k
+        exec 9> "results/5h_16k/$name.$seed.lock"  # held by the training until its end
+        if ! flock -n 9; then
+            echo "$name seed $seed: training in another process"
+            continue
+        fi
+        echo "$name seed $seed: $PYTHON $SCRIPT $YAML ${extra[*]}"
+        "$PYTHON" "$SCRIPT" "$YAML" "--corpus={$CORPUS$corpus_extra}" "${COMMON[@]}" \
+            --model_name="$name" --seed="$seed" "${extra[@]}"
+        exec 9>&-
+    done
 done
