@@ -164,7 +164,8 @@ def test_the_ablation_script_runs_each_condition_with_its_overrides_and_skips_fi
     teacher = [line for line in commands("teacher") if line.startswith("train_teacher.py")]
     assert len(teacher) == 6 and all("--number_of_epochs=12" in line for line in teacher)
     assert any(
-        "--model_name=blstm_dropout_wd --architecture={dropout: 0.4} --weight_decay=0.05" in line
+        "--model_name=blstm_dropout_wd --seed=1986 --architecture={dropout: 0.4} --weight_decay=0.05"
+        in line
         for line in teacher
     )
     labels = next(line for line in teacher if "blstm_labels1500" in line)
@@ -187,7 +188,7 @@ def test_two_ablation_scripts_share_a_list_of_conditions(tmp_path):
     stand_in.write_text(  # records the run, trains a second, writes its summary
         f'#!/bin/sh\necho "$@" >> {record}\nsleep 1\n'
         'run=results/5h_16k/$(echo "$@" | grep -o "model_name=[a-z_0-9]*" | cut -d= -f2)/1986\n'
-        'mkdir -p $run && echo {} > $run/summary.json\n'
+        "mkdir -p $run && echo {} > $run/summary.json\n"
     )
     stand_in.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "PYTHON": str(stand_in)}
