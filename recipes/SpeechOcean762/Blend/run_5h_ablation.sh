@@ -34,6 +34,9 @@ declare -A OVERRIDES=(
     [fixedlr]="--fixed_lr_schedule=True"
     [dropout_wd]="$DROPOUT|--weight_decay=0.05"
     [labels1500]="--prepared_folder=results/5h_16k/prepared_1500"
+    # the training set realigned by the SpecAugment teacher (realign.py; valid and test keep
+    # the forced aligner's alignments): combine with the remedies of that teacher
+    [realigned]="--train_alignments=results/5h_16k/prepared/realigned/blstm_specaug_1986/train.ali"
 )
 # and what it adds to the corpus mapping: 1,500 labels (1,380 senones + 120 CI states),
 # prepared apart from the 620 of the others
