@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_recipe, tiny_overrides
 from speechbrain.dataio.batch import PaddedBatch
 
 from blend_modules.data.datasets import dataio_prepare
@@ -45,7 +46,12 @@ def test_speaker_folds_are_stratified_deterministic_and_complete(tmp_path):
     """12 speakers (4 children), 3 folds: 4 speakers each, the children spread 2 / 1 / 1;
     teacher i's manifest is every row but fold i's speakers'."""
     rows = [
-        {"ID": f"u{i:02d}", "spk_id": f"s{i // 2:02d}", "age_group": "child" if i < 8 else "adult"}
+        {
+            "ID": f"u{i:02d}",
+            "wav": f"$data_root/u{i:02d}.wav",
+            "spk_id": f"s{i // 2:02d}",
+            "age_group": "child" if i < 8 else "adult",
+        }
         for i in range(24)
     ]
     manifest = write_manifest(tmp_path / "train.csv", rows)
@@ -56,7 +62,8 @@ def test_speaker_folds_are_stratified_deterministic_and_complete(tmp_path):
     assert sorted(len(children & set(fold)) for fold in folds) == [1, 1, 2]
     for number, fold in enumerate(folds):
         kept = read_rows(tmp_path / "folds" / f"train_without_fold_{number}.csv")
-        assert [row for row in rows if row["spk_id"] not in fold] == kept
+        assert [row["ID"] for row in rows if row["spk_id"] not in fold] == [r["ID"] for r in kept]
+        assert kept[0]["wav"] == str(tmp_path / f"{kept[0]['ID']}.wav")  # resolved
     assert speaker_folds(rows, 3, seed=7) == folds  # the seed decides
     assert read_folds(tmp_path / "folds" / "folds.json")[folds[2][0]] == 2
     with pytest.raises(ValueError, match="3 speakers cannot fill 4 folds"):
@@ -193,3 +200,41 @@ def test_a_transfer_set_of_labelled_and_unlabelled_audio(tiny_hparams, tmp_path)
     write_manifest(tmp_path / "other.csv", [{"ID": "x", "wav": "x.wav"}])
     with pytest.raises(ValueError, match=r"other.csv: columns \['ID', 'wav'\], not those of"):
         join_manifests([train, tmp_path / "other.csv"], tmp_path / "bad.csv")
+
+
+def test_the_recipe_blends_from_out_of_fold_teachers(trained_teacher):
+    """As a user runs it: folds of the tiny training set's 4 speakers, one 1-epoch teacher per
+    fold on its complement, then train_blend.py with teacher_folds: its summary names both
+    teachers and each fold's part of the store holds that fold's utterances."""
+    root = trained_teacher.parent
+    prepared = root / "prepared"
+    folds = write_folds(prepared / "train.csv", root / "folds", num_folds=2, seed=3)
+    teachers = []
+    for number in range(2):
+        teacher = root / f"oof_teacher_fold{number}"
+        overrides = {**tiny_overrides(prepared, teacher), "number_of_epochs": 1}
+        overrides["train_csv"] = root / "folds" / f"train_without_fold_{number}.csv"
+        result = run_recipe("train_teacher.py", "blstm.yaml", overrides)
+        assert result.returncode == 0, result.stderr[-3000:]
+        teachers.append(str(teacher))
+    overrides = tiny_overrides(prepared, root / "oof_blend")
+    overrides.update(
+        number_of_epochs=1,
+        teacher_folds=folds,
+        teacher_folder="[" + ", ".join(teachers) + "]",
+        teacher_store=root / "oof_store",
+    )
+    result = run_recipe("train_blend.py", "cnn_blend.yaml", overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((root / "oof_blend" / "summary.json").read_text())
+    assert summary["teacher"].count(" | ") == 1
+    fold_of = read_folds(folds)
+    for number in range(2):
+        metadata = json.loads((root / "oof_store" / f"fold_{number}" / "metadata.json").read_text())
+        stored = set(metadata["utterances"])
+        expected = {
+            row["ID"]
+            for row in read_rows(prepared / "train.csv")
+            if fold_of[row["spk_id"]] == number
+        }
+        assert stored == expected

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from blend_modules.data.atomic_files import write_atomically
+from blend_modules.data.manifests import audio_path
 
 FOLDS_FILE = "folds.json"
 
@@ -65,8 +66,12 @@ def speaker_folds(
 
 def write_folds(manifest, output_folder, num_folds: int = 3, seed: int = 1986) -> Path:
     """Write ``folds.json`` and each fold's complement as ``train_without_fold_<i>.csv`` (the
-    manifest's columns and rows, less fold i's speakers); returns the folds file."""
-    rows = read_manifest(manifest)
+    manifest's columns and rows, less fold i's speakers, their ``wav`` paths resolved); returns
+    the folds file."""
+    rows = [  # wav paths resolved ($data_root): the manifests live elsewhere
+        {**row, "wav": str(audio_path(row["wav"], Path(manifest)))}
+        for row in read_manifest(manifest)
+    ]
     folds = speaker_folds(rows, num_folds, seed)
     output = Path(output_folder)
     output.mkdir(parents=True, exist_ok=True)
