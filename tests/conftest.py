@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny prepared FSDD corpus and the recipe's hparams loaded around it."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -119,3 +120,12 @@ def speechocean_prepared(speechocean_corpus):
     from speechocean_corpus import prepare
 
     return prepare(speechocean_corpus, speechocean_corpus.parent / "prepared")
+
+
+def write_rows(path: Path, rows: list) -> Path:
+    """A CSV of ``rows`` (dicts with the first row's keys as columns)."""
+    with open(path, "w", newline="") as csv_file:
+        writer = csv.DictWriter(csv_file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

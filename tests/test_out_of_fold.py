@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_recipe, tiny_overrides
+from conftest import run_recipe, tiny_overrides, write_rows
 from speechbrain.dataio.batch import PaddedBatch
 
 from blend_modules.data.datasets import dataio_prepare
@@ -27,14 +27,6 @@ from blend_modules.training.teacher import (
 from blend_modules.training.teacher_store import attach_teacher_store
 
 STORE_K = 4
-
-
-def write_manifest(path, rows):
-    with open(path, "w", newline="") as csv_file:
-        writer = csv.DictWriter(csv_file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def read_rows(path):
@@ -54,7 +46,7 @@ def test_speaker_folds_are_stratified_deterministic_and_complete(tmp_path):
         }
         for i in range(24)
     ]
-    manifest = write_manifest(tmp_path / "train.csv", rows)
+    manifest = write_rows(tmp_path / "train.csv", rows)
     folds = json.loads(write_folds(manifest, tmp_path / "folds", 3, seed=7).read_text())["folds"]
     assert sorted(sum(folds, [])) == sorted({row["spk_id"] for row in rows})
     assert [len(fold) for fold in folds] == [4, 4, 4]
@@ -79,11 +71,11 @@ def two_speakers(tiny_hparams, tmp_path_factory):
     for i, row in enumerate(rows):
         row["spk_id"] = "ab"[i % 2]
         row["wav"] = str(audio_path(row["wav"], Path(tiny_hparams["train_csv"])))
-    manifest = write_manifest(root / "train.csv", rows)
+    manifest = write_rows(root / "train.csv", rows)
     (root / "folds.json").write_text(json.dumps({"folds": [["a"], ["b"]]}))
     for number, speaker in enumerate("ab"):
         kept = [row for row in rows if row["spk_id"] != speaker]
-        write_manifest(root / f"train_without_fold_{number}.csv", kept)
+        write_rows(root / f"train_without_fold_{number}.csv", kept)
     return root, manifest
 
 
@@ -166,7 +158,7 @@ def test_each_utterance_holds_its_folds_teacher_labels(
     stranger = dict(hparams, teacher_store=str(tmp_path / "other"))
     rows = read_rows(manifest)
     rows[3]["spk_id"] = "c"
-    stranger["train_csv"] = str(write_manifest(tmp_path / "stranger.csv", rows))
+    stranger["train_csv"] = str(write_rows(tmp_path / "stranger.csv", rows))
     with pytest.raises(
         ValueError, match=rf"Utterance {rows[3]['ID']}: its speaker c is in no fold"
     ):
@@ -182,7 +174,7 @@ def test_a_transfer_set_of_labelled_and_unlabelled_audio(tiny_hparams, tmp_path)
     extra = [dict(row, ID=f"unlabelled_{row['ID']}") for row in rows[:3]]
     for row in extra:
         row["wav"] = str(audio_path(row["wav"], train))
-    unlabelled = write_manifest(tmp_path / "unlabelled.csv", extra)
+    unlabelled = write_rows(tmp_path / "unlabelled.csv", extra)
     joined = join_manifests([train, unlabelled], tmp_path / "elsewhere" / "transfer.csv")
     assert [row["ID"] for row in read_rows(joined)] == [row["ID"] for row in rows + extra]
     targets = tiny_hparams["targets"]
@@ -197,7 +189,7 @@ def test_a_transfer_set_of_labelled_and_unlabelled_audio(tiny_hparams, tmp_path)
     assert not any((labels[row["ID"]] == UNALIGNED).all() for row in rows)
     with pytest.raises(ValueError, match=r"utterance '.*' is also in"):
         join_manifests([train, train], tmp_path / "twice.csv")
-    write_manifest(tmp_path / "other.csv", [{"ID": "x", "wav": "x.wav"}])
+    write_rows(tmp_path / "other.csv", [{"ID": "x", "wav": "x.wav"}])
     with pytest.raises(ValueError, match=r"other.csv: columns \['ID', 'wav'\], not those of"):
         join_manifests([train, tmp_path / "other.csv"], tmp_path / "bad.csv")
 

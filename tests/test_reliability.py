@@ -1,7 +1,6 @@
 """Reliability: resuming after kill -9 (teacher training, store dump, student training), the
 same metrics from the same seed, non-finite losses, and bad inputs refused before training."""
 
-import csv
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import pytest
 import soundfile as sf
 import speechbrain as sb
 import torch
-from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides
+from conftest import RECIPE, run_recipe, teacher_overrides, tiny_overrides, write_rows
 from speechbrain.dataio.batch import PaddedBatch
 
 from blend_modules.data.datasets import dataio_prepare
@@ -252,14 +251,6 @@ def test_nonfinite_features_name_the_utterance(tiny_hparams, tmp_path):
     items[1]["sig"][100] = float("inf")
     with pytest.raises(ValueError, match=rf"NaN or inf values for utterance\(s\) {items[1]['id']}"):
         brain.compute_features(PaddedBatch(items))
-
-
-def write_rows(path: Path, rows: list) -> Path:
-    with open(path, "w", newline="") as csv_file:
-        writer = csv.DictWriter(csv_file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def test_nan_samples_in_float_audio(tmp_path):

@@ -14,7 +14,6 @@ where the manifest has them), in an order shuffled by the seed, so that each fol
 
 import argparse
 import csv
-import io
 import json
 import random
 from collections import defaultdict
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence
 
 from blend_modules.data.atomic_files import write_atomically
-from blend_modules.data.manifests import audio_path
+from blend_modules.data.manifests import audio_path, write_rows
 
 FOLDS_FILE = "folds.json"
 
@@ -76,15 +75,8 @@ def write_folds(manifest, output_folder, num_folds: int = 3, seed: int = 1986) -
     output = Path(output_folder)
     output.mkdir(parents=True, exist_ok=True)
     for number, fold in enumerate(folds):
-        text = io.StringIO(newline="")
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(row for row in rows if row["spk_id"] not in set(fold))
-        data = text.getvalue().encode()
-        write_atomically(
-            output / f"train_without_fold_{number}.csv",
-            lambda stream, data=data: stream.write(data),
-        )
+        kept = [row for row in rows if row["spk_id"] not in set(fold)]
+        write_rows(output / f"train_without_fold_{number}.csv", list(rows[0]), kept)
     description = {"manifest": str(manifest), "seed": seed, "folds": folds}
     path = output / FOLDS_FILE
     write_atomically(path, lambda stream: stream.write(json.dumps(description, indent=1).encode()))

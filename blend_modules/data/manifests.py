@@ -191,14 +191,20 @@ def join_manifests(manifests: Sequence, output) -> Path:
                     )
                 seen[row["ID"]] = manifest
                 rows.append({**row, "wav": str(audio_path(row["wav"], manifest))})
+    return write_rows(output, columns, rows)
+
+
+def write_rows(path, columns: Sequence[str], rows: Sequence[Mapping]) -> Path:
+    """Write a manifest's ``rows`` (dicts of ``columns``) atomically, its folder made if
+    needed; returns the path."""
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=columns)
+    writer = csv.DictWriter(text, fieldnames=list(columns))
     writer.writeheader()
     writer.writerows(rows)
     data = text.getvalue().encode()
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(Path(output), lambda stream: stream.write(data))
-    return Path(output)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(Path(path), lambda stream: stream.write(data))
+    return Path(path)
 
 
 if __name__ == "__main__":  # python -m blend_modules.data.manifests OUTPUT INPUT [INPUT ...]
