@@ -250,7 +250,8 @@ def test_the_honest_labels_study(tmp_path):
     """Issue 38's plan: the folds and the transfer set prepared once (the real modules), one
     set of fold teachers (the first seed's), each on its fold's complement, teaching the
     out-of-fold students of every seed from their fold file; the remedies of one seed at the
-    first only."""
+    first only; a condition skipped (a budget's cut) is not run, and one a kept condition
+    learns from cannot be skipped."""
     recipe = tmp_path / "Corpus" / "Blend"
     prepared = recipe / "results" / "prepared"
     prepared.mkdir(parents=True)
@@ -265,6 +266,9 @@ def test_the_honest_labels_study(tmp_path):
     command += ["--jobs=2", "--poll_s=0.05", "--seeds", "1986", "1"]
     command += [f"--python={sys.executable} {tmp_path / 'stand_in.py'}", f"--docs={tmp_path / 'd'}"]
     env = dict(os.environ, RUN_RECORD=str(tmp_path / "runs.jsonl"))
+    refused = subprocess.run(command + ["--skip", "teacher_large"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "needs teacher_large: skip it too" in refused.stderr
+    command += ["--skip", "large_teacher_blend"]  # a budget's cut
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     runs = {
@@ -284,12 +288,14 @@ def test_the_honest_labels_study(tmp_path):
             options["teacher_folder"]
             == "[" + ", ".join(f"{study}/oof_teacher_fold{n}/1986" for n in range(3)) + "]"
         )
-        transfer = runs[("oof_unlabelled_blend", seed)]["options"]
-        assert transfer["train_csv"] == f"{study}/transfer.csv"
+    transfer = runs[("oof_unlabelled_blend", "1986")]["options"]
+    assert transfer["train_csv"] == f"{study}/transfer.csv"
     assert len((recipe / study / "transfer.csv").read_text().splitlines()) == 1 + 12 + 1
     consistent = runs[("consistent_blend", "1986")]["options"]
-    assert consistent["teacher_mode"] == "online" and consistent["number_of_epochs"] == "18"
+    assert consistent["teacher_mode"] == "online" and consistent["number_of_epochs"] == "16"
     assert ("consistent_blend", "1") not in runs and ("blend_l0.25_k6_T1.0", "1") in runs
+    assert ("oof_unlabelled_blend", "1") not in runs and ("teacher_large", "1986") in runs
+    assert not any(name == "large_teacher_blend" for name, _ in runs)
     plan = json.loads((recipe / study / "plan.json").read_text())
     assert ["oof_unlabelled_blend", "oof_blend"] in plan["comparisons"]
     assert ["consistent_blend", "clean_labels_blend"] in plan["comparisons"]

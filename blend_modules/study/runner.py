@@ -17,6 +17,8 @@ e.g. ``python -m blend_modules.study.runner recipes/SpeechOcean762/Blend frame -
 logs in ``<study>/logs/``), sharing the prepared data (``--prepared``, default
 ``results/prepared``); the outputs to ``--docs`` (default ``docs/study/<corpus>[_ctc|_honest_labels]``). Every
 ``--key=value`` the runner does not know goes to every run (e.g. the 2.9-hour corpus).
+``--skip NAME ...`` leaves conditions out (a budget's cut; refused for one that a kept condition
+learns from).
 """
 
 import argparse
@@ -312,6 +314,7 @@ def main(argv: Sequence[str] = None) -> None:
     )
     parser.add_argument("--remedies", nargs="*", default=["small", "longer"])
     parser.add_argument("--perturbed_epochs", type=int, help="epochs of the perturbed remedy")
+    parser.add_argument("--skip", nargs="*", default=[], help="conditions not run (a budget's cut)")
     parser.add_argument("--study", help="the study folder, relative to the recipe")
     parser.add_argument("--prepared", default="results/prepared")
     parser.add_argument("--docs", help="where the CSV, tables and plots go")
@@ -340,6 +343,10 @@ def main(argv: Sequence[str] = None) -> None:
         )
     else:
         study = ctc_study()
+    try:
+        study = study.without(arguments.skip)
+    except ValueError as error:
+        parser.error(str(error))
     recipe = Path(arguments.recipe).resolve()
     study_folder = arguments.study or f"results/study{suffix}"
     corpus = recipe.parent.name
