@@ -182,17 +182,24 @@ def test_word_insertion_penalty_is_chosen_with_the_scale_and_costs_every_word(tm
     """A penalty adds its cost to each word the graph outputs; valid chooses the (scale,
     penalty) pair with the lowest WER, and test is decoded with that pair only."""
     graph, words = digit_graph()
-    penalised = with_word_penalty(graph, 2.5)
-    costs = {}
+    penalised = with_word_penalty(graph, 2.5, len(words))
+    arcs = {}  # (input, output, cost) of every arc, states numbered as each graph numbers them
     for name, fst in (("plain", graph), ("penalised", penalised)):
-        costs[name] = {
-            (state, arc.ilabel, arc.olabel, arc.nextstate): arc.weight.value
+        arcs[name] = sorted(
+            (arc.ilabel, arc.olabel, round(arc.weight.value, 4))
             for state in kaldifst.StateIterator(fst)
             for arc in kaldifst.ArcIterator(fst, state)
-        }
-    assert costs["plain"].keys() == costs["penalised"].keys()
-    for arc, cost in costs["plain"].items():
-        assert costs["penalised"][arc] == pytest.approx(cost + (2.5 if arc[2] else 0.0))
+        )
+    assert penalised.num_states == graph.num_states
+    expected = sorted(
+        (ilabel, olabel, round(cost + (2.5 if olabel else 0.0), 4))
+        for ilabel, olabel, cost in arcs["plain"]
+    )
+    assert arcs["penalised"] == expected
+    scores = np.log(np.random.default_rng(0).dirichlet(np.ones(NUM_LABELS), size=40))
+    plain, paid = decode(graph, scores), decode(penalised, scores)
+    assert paid["cost"] >= plain["cost"]  # the same best path costs 2.5 a word more, or another
+    assert paid["cost"] <= plain["cost"] + 2.5 * len(plain["word_ids"]) + 1e-3
 
     decoder = WordDecoder(
         digit_graph, tmp_path / "graph", acoustic_scales=[1.0], word_insertion_penalties=[0, 200]
@@ -300,6 +307,7 @@ def test_widening_steps_by_the_grids_own_factor_and_difference(
         word_insertion_penalties=[0.0, 0.5],
         grid_extensions=extensions,
     )
+
     def error_at(setting):  # the best is better than every other setting
         return 0.0 if setting == best else 1.0
 
