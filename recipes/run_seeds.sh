@@ -18,8 +18,20 @@ seeds=$3
 results=$4
 shift 4
 $python train_teacher.py "hparams/blstm$suffix.yaml" --results_folder="$results" "$@"
+# The CNN and the blended CNN of a seed are independent once the teacher exists: side by side,
+# half the cores each (the CNN's output in its own file, the blended CNN's here).
+threads=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
 for seed in $seeds; do
-    $python train_blend.py "hparams/cnn$suffix.yaml" --seed="$seed" --results_folder="$results" "$@"
-    $python train_blend.py "hparams/cnn${suffix}_blend.yaml" --seed="$seed" --results_folder="$results" "$@"
+    cnn_log="$results/train_cnn$suffix.$seed.log"
+    mkdir -p "$results"
+    echo "CNN (hard labels), seed $seed: training beside the blended CNN, output in $cnn_log"
+    OMP_NUM_THREADS=$threads $python train_blend.py "hparams/cnn$suffix.yaml" --seed="$seed" \
+        --results_folder="$results" "$@" > "$cnn_log" 2>&1 &
+    cnn=$!
+    blend_status=0
+    OMP_NUM_THREADS=$threads $python train_blend.py "hparams/cnn${suffix}_blend.yaml" \
+        --seed="$seed" --results_folder="$results" "$@" || blend_status=$?
+    wait $cnn || { echo "the CNN failed, seed $seed: see $cnn_log" >&2; exit 1; }
+    [ $blend_status -eq 0 ] || exit $blend_status
 done
 $python -m blend_modules.analysis.report "$results"
