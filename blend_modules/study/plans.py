@@ -106,22 +106,21 @@ class Study:
     def without(self, names: Sequence[str]) -> "Study":
         """The study less the conditions ``names`` (a budget's cut), their pairings dropped;
         ``ValueError`` for a name not in the plan or one a kept condition learns from."""
-        known = {condition.name for condition in self.conditions}
-        unknown = sorted(set(names) - known)
+        skipped = set(names)
+        unknown = sorted(skipped - {condition.name for condition in self.conditions})
         if unknown:
             raise ValueError(f"not conditions of the study: {', '.join(unknown)}")
         kept = []
         for condition in self.conditions:
-            if condition.name in names:
+            if condition.name in skipped:
                 continue
             if isinstance(condition, Condition):
-                needed = set(condition.teachers + condition.members + condition.after)
-                if needed & set(names):
+                needed = skipped & set(condition.teachers + condition.members + condition.after)
+                if needed:
                     raise ValueError(
-                        f"{condition.name!r} needs {', '.join(sorted(needed & set(names)))}: "
-                        "skip it too"
+                        f"{condition.name!r} needs {', '.join(sorted(needed))}: skip it too"
                     )
-                compare = tuple(other for other in condition.compare if other not in names)
+                compare = tuple(other for other in condition.compare if other not in skipped)
                 condition = replace(condition, compare=compare)
             kept.append(condition)
         return Study(kept, self.decisions, self.num_labels)
