@@ -23,7 +23,6 @@ $python train_teacher.py "hparams/blstm$suffix.yaml" --results_folder="$results"
 threads=$(( $(nproc) / 2 > 0 ? $(nproc) / 2 : 1 ))
 for seed in $seeds; do
     cnn_log="$results/train_cnn$suffix.$seed.log"
-    mkdir -p "$results"
     echo "CNN (hard labels), seed $seed: training beside the blended CNN, output in $cnn_log"
     OMP_NUM_THREADS=$threads $python train_blend.py "hparams/cnn$suffix.yaml" --seed="$seed" \
         --results_folder="$results" "$@" > "$cnn_log" 2>&1 &
